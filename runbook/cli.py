@@ -1,0 +1,171 @@
+"""The ``runbook`` command: a thin layer over the library that owns output and exit codes.
+
+Exit codes (DESIGN §3): 0 ok, 1 invalid input, 2 usage, 3 a script failed remotely,
+4 refused. Problems go to stderr as ``PATH:LINE: field: message``, all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from . import build
+from .config import Config, load_config
+from .errors import InputError, Problem, RefusedError, RunbookError
+from .starter import write_starter
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_REMOTE, EXIT_REFUSED = 0, 1, 2, 3, 4
+
+CONFIG_OPTION = click.option(
+    "-c", "--config", "config", required=True,
+    type=click.Path(path_type=Path, dir_okay=False), help="The migration.toml to read.",
+)
+MAILBOXES_OPTION = click.option(
+    "--mailboxes", type=click.Path(path_type=Path, dir_okay=False),
+    help="Mailbox export to use instead of [mailboxes] export.",
+)
+
+
+def _fail(code: int, lines: list[str]) -> NoReturn:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _report_error(exc: RunbookError) -> NoReturn:
+    if isinstance(exc, InputError):
+        errors = [p for p in exc.problems if p.severity == "error"]
+        lines = [str(p) for p in exc.problems]
+        lines.append(f"{len(errors)} error(s); nothing was written.")
+        _fail(EXIT_INVALID, lines)
+    if isinstance(exc, RefusedError):
+        _fail(EXIT_REFUSED, [f"refused: {exc}"])
+    _fail(EXIT_INVALID, [f"error: {exc}"])
+
+
+@contextmanager
+def _progress(path: Path | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for long reads, only when stderr is a terminal."""
+    if path is None or not sys.stderr.isatty() or not path.is_file():
+        yield None
+        return
+    total = build.count_records(path)
+    if total < 5000:
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _export_for(config: Path, mailboxes: Path | None) -> Path | None:
+    if mailboxes is not None:
+        return mailboxes
+    try:
+        return load_config(config, display=str(config)).export_path()
+    except RunbookError:
+        return None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runbook")
+def main() -> None:
+    """Render reviewed, tenant-guarded PowerShell runbooks for Exchange Online
+    cross-tenant mailbox migrations."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def init(directory: Path) -> None:
+    """Write a commented starter migration.toml and a sample export into DIRECTORY."""
+    try:
+        written = write_starter(directory)
+    except RunbookError as exc:
+        _report_error(exc)
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"Next: edit {directory / 'migration.toml'}, then runbook validate -c {directory / 'migration.toml'}")
+
+
+@main.command()
+@CONFIG_OPTION
+@MAILBOXES_OPTION
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one document with every finding, for pipelines.")
+def validate(config: Path, mailboxes: Path | None, fmt: str) -> None:
+    """Run every offline check on the config and the mailbox export; write nothing."""
+    try:
+        with _progress(_export_for(config, mailboxes) if fmt == "text" else None, "Checking") as progress:
+            report = build.validate(config, mailboxes=mailboxes, progress=progress, config_display=str(config))
+    except InputError as exc:
+        if fmt == "json":
+            _emit_json(False, exc.problems)
+            sys.exit(EXIT_INVALID)
+        _report_error(exc)
+    except RunbookError as exc:
+        _report_error(exc)
+    if fmt == "json":
+        _emit_json(True, report.warnings, mailboxes=report.prepared.mailbox_count,
+                   batches=len(report.prepared.batches))
+        return
+    for problem in report.warnings:
+        click.echo(str(problem), err=True)
+    click.echo(f"OK: {report.prepared.mailbox_count} mailbox(es) in {len(report.prepared.batches)} batch(es); "
+               f"{len(report.warnings)} warning(s).")
+
+
+def _emit_json(ok: bool, problems: list[Problem], **extra: Any) -> None:
+    document = {
+        "ok": ok,
+        **extra,
+        "errors": [p.to_dict() for p in problems if p.severity == "error"],
+        "warnings": [p.to_dict() for p in problems if p.severity == "warning"],
+    }
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to write the runbook into (replaced as a whole).")
+@MAILBOXES_OPTION
+def render(config: Path, output: Path, mailboxes: Path | None) -> None:
+    """Validate, then write every script, the batch CSVs, RUNBOOK.md and manifest.json."""
+    try:
+        with _progress(_export_for(config, mailboxes), "Rendering") as progress:
+            result = build.render(config, output, mailboxes=mailboxes, progress=progress,
+                                  config_display=str(config))
+    except RunbookError as exc:
+        _report_error(exc)
+    for problem in result.warnings:
+        click.echo(str(problem), err=True)
+    scripts = sum(1 for f in result.files if f.kind == "script")
+    click.echo(f"Wrote {output}: {scripts} scripts for {result.prepared.mailbox_count} mailbox(es) in "
+               f"{len(result.prepared.batches)} batch(es). Start with {output / 'RUNBOOK.md'}.")
+
+
+@main.command("consent-url")
+@CONFIG_OPTION
+def consent_url(config: Path) -> None:
+    """Print the admin-consent URL the source tenant's admin opens."""
+    try:
+        loaded = load_config(config, display=str(config))
+    except RunbookError as exc:
+        _report_error(exc)
+    click.echo(loaded.config.consent_url())
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of migration.toml."""
+    click.echo(json.dumps(Config.model_json_schema(), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

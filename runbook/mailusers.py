@@ -1,0 +1,148 @@
+"""Source mailbox -> the target MailUser that receives it (DESIGN §4 step 6).
+
+The MailUser carries the source ExchangeGuid (and ArchiveGuid when there is an archive), the
+source LegacyExchangeDN and every X500 proxy as X500 addresses, a primary SMTP address and UPN
+in a target domain from the domain map, each mapped secondary SMTP address, and an ``smtp:``
+proxy in the target delivery domain (MRS derives the source's new targetAddress from it). Proxies
+in domains the target does not own are not copied: Exchange refuses them
+(``NotAcceptedDomainException``), which is why the seed's source-onmicrosoft proxy is left out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .addresses import domain_of, local_part, parse_proxy
+from .exports.model import SourceMailbox
+
+
+@dataclass(frozen=True, slots=True)
+class MailUser:
+    """Everything New-MailUser and Set-MailUser need for one user."""
+
+    line: int
+    source_primary: str
+    name: str
+    display_name: str
+    alias: str
+    first_name: str
+    last_name: str
+    user_principal_name: str
+    primary_smtp_address: str
+    external_email_address: str
+    exchange_guid: uuid.UUID
+    archive_guid: uuid.UUID | None
+    email_addresses: tuple[str, ...]
+
+    def as_ps_record(self) -> dict[str, object]:
+        """The ordered record a MailUser script embeds for this user."""
+        return {
+            "Line": self.line,
+            "SourcePrimarySmtpAddress": self.source_primary,
+            "Name": self.name,
+            "DisplayName": self.display_name,
+            "Alias": self.alias,
+            "FirstName": self.first_name,
+            "LastName": self.last_name,
+            "UserPrincipalName": self.user_principal_name,
+            "PrimarySmtpAddress": self.primary_smtp_address,
+            "ExternalEmailAddress": self.external_email_address,
+            "ExchangeGuid": str(self.exchange_guid),
+            "ArchiveGuid": str(self.archive_guid) if self.archive_guid else None,
+            "EmailAddresses": list(self.email_addresses),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """The MailUser, or why there is none, plus the source proxies that were not carried over."""
+
+    mailuser: MailUser | None
+    error: tuple[str, str] | None  # (field, message)
+    dropped_domains: tuple[str, ...]
+
+
+def derive_mailuser(
+    mbx: SourceMailbox,
+    *,
+    domain_map: Mapping[str, str],
+    target_delivery_domain: str,
+    source_initial_domain: str,
+    external: str = "primary",
+) -> Derivation:
+    """Build the target MailUser for ``mbx``."""
+    primary_domain = domain_of(mbx.primary_smtp_address)
+    target_domain = domain_map.get(primary_domain)
+    if target_domain is None:
+        return Derivation(
+            None,
+            ("PrimarySmtpAddress", f"domain {primary_domain} is not in [domains]; map it to a target domain"),
+            (),
+        )
+    target_primary = f"{local_part(mbx.primary_smtp_address)}@{target_domain}"
+
+    x500: list[str] = [f"X500:{mbx.legacy_exchange_dn}"]
+    smtp: list[str] = []
+    dropped: set[str] = set()
+    initial_address = ""
+    for entry in mbx.email_addresses:
+        proxy = parse_proxy(entry)
+        if proxy.kind == "X500":
+            x500.append(f"X500:{proxy.address}")
+        elif proxy.kind == "SMTP":
+            domain = domain_of(proxy.address)
+            if domain == source_initial_domain:
+                initial_address = proxy.address
+            mapped = domain_map.get(domain)
+            if mapped is None:
+                if domain != source_initial_domain:
+                    dropped.add(domain)
+                continue
+            smtp.append(f"smtp:{local_part(proxy.address)}@{mapped}")
+
+    delivery = f"smtp:{local_part(target_primary)}@{target_delivery_domain}"
+    proxies: list[str] = []
+    seen: set[str] = {f"smtp:{target_primary}".casefold()}
+    for proxy_text in (*x500, *smtp, delivery):
+        key = proxy_text.casefold()
+        if key not in seen:
+            seen.add(key)
+            proxies.append(proxy_text)
+
+    if external == "source_initial_domain":
+        if not initial_address:
+            return Derivation(
+                None,
+                (
+                    "EmailAddresses",
+                    f"has no address in {source_initial_domain}, which "
+                    "mailboxes.external_email_address = \"source_initial_domain\" needs",
+                ),
+                tuple(sorted(dropped)),
+            )
+        external_address = initial_address
+    else:
+        external_address = mbx.primary_smtp_address
+
+    return Derivation(
+        MailUser(
+            line=mbx.line,
+            source_primary=mbx.primary_smtp_address,
+            name=mbx.name,
+            display_name=mbx.display_name,
+            alias=mbx.alias,
+            first_name=mbx.first_name,
+            last_name=mbx.last_name,
+            user_principal_name=target_primary,
+            primary_smtp_address=target_primary,
+            external_email_address=external_address,
+            exchange_guid=mbx.exchange_guid,
+            archive_guid=mbx.archive_guid,
+            email_addresses=tuple(proxies),
+        ),
+        None,
+        tuple(sorted(dropped)),
+    )
+

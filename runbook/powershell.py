@@ -1,0 +1,162 @@
+"""The one way a value becomes PowerShell source text.
+
+Every value that came from a user (config, mailbox export) reaches a generated script only
+through the functions here. Strings always become single-quoted literals: inside ``'...'``
+PowerShell treats nothing as special except its five single-quote characters, and a pair of
+them stands for the second one [PowerShell language spec 2.3.5.2; CharTraits.IsSingleQuote].
+Doubling each one therefore round-trips any text. Data never goes into ``"..."``,
+here-strings, comments or bare argument position.
+
+The results are :class:`PsCode` instances. The template environment refuses to output anything
+else, so a template that forgets a ``ps_*`` filter fails to render instead of producing an
+injectable script.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "SINGLE_QUOTES",
+    "PsCode",
+    "PowerShellValueError",
+    "FILTERS",
+    "ps_str",
+    "ps_bool",
+    "ps_int",
+    "ps_array",
+    "ps_hashtable",
+    "ps_datetime",
+    "ps_value",
+    "decode_single_quoted",
+]
+
+#: The characters PowerShell's tokenizer accepts as a single quote (CharTraits.IsSingleQuote):
+#: APOSTROPHE, LEFT/RIGHT SINGLE QUOTATION MARK, SINGLE LOW-9 and SINGLE HIGH-REVERSED-9.
+SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
+
+_DOUBLED = str.maketrans({q: q * 2 for q in SINGLE_QUOTES})
+
+
+class PowerShellValueError(ValueError):
+    """A value that cannot be represented safely as a PowerShell literal."""
+
+
+class PsCode(str):
+    """Text that is already valid, safe PowerShell (a literal or a fragment built from them)."""
+
+    __slots__ = ()
+
+
+def ps_str(value: object) -> PsCode:
+    """Quote ``value`` (converted with ``str``) as a verbatim single-quoted string literal."""
+    if value is None:
+        raise PowerShellValueError("None cannot be quoted as a string; use ps_value for $null")
+    if isinstance(value, bool):
+        raise PowerShellValueError("a bool is not a string; use ps_bool")
+    text = str(value)
+    if "\x00" in text:
+        raise PowerShellValueError("a NUL character cannot appear in a PowerShell script")
+    return PsCode("'" + text.translate(_DOUBLED) + "'")
+
+
+def ps_bool(value: object) -> PsCode:
+    """``$true`` or ``$false``; only real booleans are accepted, never truthy strings."""
+    if not isinstance(value, bool):
+        raise PowerShellValueError(f"expected a bool, got {type(value).__name__}")
+    return PsCode("$true" if value else "$false")
+
+
+def ps_int(value: object) -> PsCode:
+    """A decimal integer literal."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PowerShellValueError(f"expected an int, got {type(value).__name__}")
+    text = str(value)
+    return PsCode(f"({text})" if value < 0 else text)
+
+
+def ps_datetime(value: _dt.datetime) -> PsCode:
+    """A UTC ``[datetime]`` built from an ISO 8601 string, independent of the host's culture."""
+    if value.tzinfo is None:
+        raise PowerShellValueError("a date-time must carry a time zone")
+    utc = value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return PsCode(
+        f"[datetime]::Parse({ps_str(utc)}, [Globalization.CultureInfo]::InvariantCulture, "
+        "[Globalization.DateTimeStyles]::AdjustToUniversal)"
+    )
+
+
+def ps_array(values: Iterable[Any]) -> PsCode:
+    """An array subexpression ``@(...)``; always an array, even with one or no element."""
+    if isinstance(values, (str, bytes, Mapping)):
+        raise PowerShellValueError("ps_array needs a sequence of values, not a single value")
+    return PsCode("@(" + ", ".join(ps_value(v) for v in values) + ")")
+
+
+def ps_hashtable(values: Mapping[str, Any], *, ordered: bool = True) -> PsCode:
+    """A hashtable literal with quoted keys; ``[ordered]`` keeps the reviewer's order."""
+    parts = [f"{ps_str(key)} = {ps_value(val)}" for key, val in values.items()]
+    prefix = "[ordered]" if ordered else ""
+    return PsCode(prefix + "@{" + "; ".join(parts) + "}")
+
+
+def ps_value(value: Any) -> PsCode:
+    """Any supported Python value as a PowerShell expression."""
+    if isinstance(value, PsCode):
+        return value
+    if value is None:
+        return PsCode("$null")
+    if isinstance(value, bool):
+        return ps_bool(value)
+    if isinstance(value, int):
+        return ps_int(value)
+    if isinstance(value, (str, uuid.UUID)):
+        return ps_str(value)
+    if isinstance(value, _dt.datetime):
+        return ps_datetime(value)
+    if isinstance(value, Mapping):
+        return ps_hashtable(value)
+    if isinstance(value, (list, tuple)):
+        return ps_array(value)
+    raise PowerShellValueError(f"no PowerShell literal for a {type(value).__name__}")
+
+
+def decode_single_quoted(literal: str) -> str:
+    """Read a verbatim string literal back the way PowerShell's tokenizer does.
+
+    Used by tests and by the self-check in :mod:`runbook.render`; it follows
+    ``Tokenizer.ScanStringLiteral``: after the opening quote, a single-quote character followed
+    by another ends up as the second one; a lone one ends the literal, which must be the end.
+    """
+    if len(literal) < 2 or literal[0] not in SINGLE_QUOTES:
+        raise PowerShellValueError("not a single-quoted literal")
+    out: list[str] = []
+    i, n = 1, len(literal)
+    while i < n:
+        ch = literal[i]
+        if ch in SINGLE_QUOTES:
+            if i + 1 < n and literal[i + 1] in SINGLE_QUOTES:
+                out.append(literal[i + 1])
+                i += 2
+                continue
+            if i != n - 1:
+                raise PowerShellValueError("the literal ends before the text does")
+            return "".join(out)
+        out.append(ch)
+        i += 1
+    raise PowerShellValueError("unterminated literal")
+
+
+#: The filters every template environment registers; the only way data enters a template.
+FILTERS = {
+    "ps_str": ps_str,
+    "ps_bool": ps_bool,
+    "ps_int": ps_int,
+    "ps_array": ps_array,
+    "ps_hashtable": ps_hashtable,
+    "ps_datetime": ps_datetime,
+    "ps_value": ps_value,
+}

@@ -1,0 +1,186 @@
+"""Rendering: step contexts -> .ps1 bytes, and the output tree that is replaced atomically.
+
+Scripts are UTF-8 with a BOM (Windows PowerShell 5.1 reads BOM-less files as ANSI and would
+mangle every non-ASCII name). Nothing here reads the clock or the environment, so the same
+inputs always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import LoadedConfig, Tenant
+from .errors import RefusedError
+from .plan import STEPS, Step
+from .templating import make_environment
+
+BOM = b"\xef\xbb\xbf"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "runbook-manifest/1"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of the runbook as ``manifest.json`` lists it."""
+
+    path: str
+    sha256: str
+    kind: str
+    side: str | None = None
+    step: str | None = None
+    order: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class OutputTree:
+    """A runbook folder built in a staging folder beside ``final`` and swapped in when complete.
+
+    An existing ``final`` is replaced only if it is empty or a runbook (it has our manifest), so
+    a typo in ``-o`` cannot wipe an unrelated folder.
+    """
+
+    def __init__(self, final: Path) -> None:
+        self.final = final.resolve()
+        check_replaceable(self.final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", suffix=".tmp", dir=self.final.parent))
+        self.entries: dict[str, FileEntry] = {}
+
+    def add(self, rel: str, data: bytes, kind: str, *, step: Step | None = None) -> FileEntry:
+        if rel in self.entries:
+            raise ValueError(f"{rel} is written twice")
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        entry = FileEntry(rel, sha256(data), kind, step.side if step else None, step.id if step else None)
+        self.entries[rel] = entry
+        return entry
+
+    def ordered(self) -> list[FileEntry]:
+        """Entries by path, scripts numbered in the order the runbook runs them."""
+        position = {step.id: i for i, step in enumerate(STEPS)}
+        scripts = sorted(
+            (e for e in self.entries.values() if e.kind == "script"),
+            key=lambda e: (position[e.step or ""], e.path),
+        )
+        numbered = {e.path: FileEntry(**{**asdict(e), "order": i}) for i, e in enumerate(scripts, 1)}
+        return [numbered.get(p, self.entries[p]) for p in sorted(self.entries)]
+
+    def commit(self, header: Mapping[str, Any]) -> list[FileEntry]:
+        """Write the manifest and move the tree into place; return the manifest's entries."""
+        entries = self.ordered()
+        manifest = {"format": MANIFEST_FORMAT, **header, "files": [e.to_dict() for e in entries]}
+        (self.root / MANIFEST).write_bytes(_json_bytes(manifest))
+        old = None
+        if self.final.exists():
+            old = self.final.with_name(self.root.name + ".old")
+            os.replace(self.final, old)
+        os.replace(self.root, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return entries
+
+    def discard(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> OutputTree:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None or self.root.exists():
+            self.discard()
+
+
+def check_replaceable(final: Path) -> None:
+    """Refuse to replace a folder that is neither empty nor a runbook."""
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise RefusedError(f"{final} exists and is not a folder; choose another output folder")
+    if not any(final.iterdir()):
+        return
+    try:
+        manifest = json.loads((final / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise RefusedError(
+            f"{final} is not empty and holds no runbook manifest; refusing to replace it. "
+            "Choose an empty or new output folder."
+        )
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+
+
+def csv_bytes(header: Iterable[str], rows: Iterable[Iterable[object]]) -> bytes:
+    """CSV as Exchange reads it: comma-separated, CRLF, UTF-8 without BOM."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+class ScriptRenderer:
+    """Renders step templates with the values every script shares."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.env = make_environment()
+
+    def tenant(self, step: Step) -> Tenant:
+        return self.config.source if step.side == "source" else self.config.target
+
+    def meta(self, step: Step) -> dict[str, object]:
+        tenant = self.tenant(step)
+        hosts = self.config.hosts
+        return {
+            "Step": step.id,
+            "Side": step.side,
+            "Tenant": tenant.name,
+            "TenantId": str(tenant.tenant_id),
+            "InitialDomain": tenant.initial_domain,
+            "ExchangeEnvironment": hosts.exchange_environment,
+            "GraphEnvironment": hosts.graph_environment,
+            "GraphScopes": list(step.scopes),
+            "RunbookVersion": __version__,
+        }
+
+    def render(self, step: Step, **context: Any) -> bytes:
+        assert step.template is not None
+        template = self.env.get_template(f"ps1/{step.template}")
+        text = template.render(meta=self.meta(step), **context)
+        return BOM + text.encode("utf-8")
+
+
+def render_markdown(template: str, **context: Any) -> bytes:
+    env = make_environment(markdown=True)
+    return env.get_template(f"md/{template}").render(**context).encode("utf-8")
