@@ -170,11 +170,13 @@ def to_mailbox(
     name = text("Name", required=True)
     exchange_guid = guid("ExchangeGuid", optional=False)
     archive_guid = guid("ArchiveGuid", optional=True)
-    legacy_dn = text("LegacyExchangeDN", required=True).strip()
-    if legacy_dn and not _LEGACY_DN.match(legacy_dn):
+    legacy_dn = text("LegacyExchangeDN").strip()
+    if not legacy_dn:
+        bad("LegacyExchangeDN", "is empty; the MailUser needs it as an X500 address so old replies still arrive")
+    elif not _LEGACY_DN.match(legacy_dn):
         bad("LegacyExchangeDN", "does not look like a LegacyExchangeDN (/o=.../ou=.../cn=...)")
     addresses = listing("EmailAddresses")
-    if "EmailAddresses" in values and not addresses:
+    if "EmailAddresses" in values and not addresses and not any(p.field == "EmailAddresses" for p in problems):
         bad("EmailAddresses", "is empty; a mailbox has at least its primary SMTP proxy")
     first = text("FirstName")
     last = text("LastName")
