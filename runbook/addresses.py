@@ -7,7 +7,6 @@ is validated once per distinct domain and the local part on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import email_validator
@@ -55,30 +54,3 @@ def domain_of(address: str) -> str:
 
 def local_part(address: str) -> str:
     return address.rpartition("@")[0]
-
-
-@dataclass(frozen=True, slots=True)
-class Proxy:
-    """One entry of EmailAddresses: ``smtp:``/``SMTP:`` (primary), ``X500:``, ``SIP:`` ..."""
-
-    prefix: str
-    address: str
-
-    @property
-    def kind(self) -> str:
-        return self.prefix.upper()
-
-    @property
-    def is_primary_smtp(self) -> bool:
-        return self.prefix == "SMTP"
-
-    def __str__(self) -> str:
-        return f"{self.prefix}:{self.address}"
-
-
-def parse_proxy(text: str) -> Proxy:
-    """Split ``prefix:address``; an entry without a prefix is taken as a secondary SMTP address."""
-    prefix, sep, rest = text.partition(":")
-    if not sep or not prefix or not prefix.replace("-", "").isalnum() or len(prefix) > 9:
-        return Proxy("smtp", text)
-    return Proxy(prefix, rest)

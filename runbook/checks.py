@@ -23,29 +23,25 @@ class DuplicateCheck:
         self.display = display
         self._seen: dict[str, dict[str, int]] = {kind: {} for kind in self.KINDS}
 
-    def _check(self, kind: str, value: str, line: int, shown: str | None = None) -> Problem | None:
-        table = self._seen[kind]
-        key = value.casefold()
-        first = table.get(key)
-        if first is None:
-            table[key] = line
+    def _duplicate(self, kind: str, key: str, line: int, shown: str) -> Problem | None:
+        first = self._seen[kind].setdefault(key, line)
+        if first == line:
             return None
-        return Problem(self.display, line, kind if kind != "target address" else "EmailAddresses",
-                       f"{shown or value} is the same as on line {first}; each mailbox needs its own")
+        field = "EmailAddresses" if kind == "target address" else kind
+        return Problem(self.display, line, field, f"{shown} is the same as on line {first}; each mailbox needs its own")
 
     def check(self, mbx: SourceMailbox, mailuser: MailUser | None) -> list[Problem]:
+        line = mbx.line
         found = [
-            self._check("ExchangeGuid", str(mbx.exchange_guid), mbx.line),
-            self._check("ArchiveGuid", str(mbx.archive_guid), mbx.line) if mbx.archive_guid else None,
-            self._check("Alias", mbx.alias, mbx.line),
-            self._check("PrimarySmtpAddress", mbx.primary_smtp_address, mbx.line),
+            self._duplicate("ExchangeGuid", mbx.exchange_guid, line, mbx.exchange_guid),
+            self._duplicate("Alias", mbx.alias.casefold(), line, mbx.alias),
+            self._duplicate("PrimarySmtpAddress", mbx.primary_smtp_address.casefold(), line, mbx.primary_smtp_address),
         ]
+        if mbx.archive_guid:
+            found.append(self._duplicate("ArchiveGuid", mbx.archive_guid, line, mbx.archive_guid))
         if mailuser is not None:
-            for proxy in (f"smtp:{mailuser.primary_smtp_address}", *mailuser.email_addresses):
-                prefix, _, address = proxy.partition(":")
-                if prefix.lower() == "smtp":
-                    found.append(self._check("target address", address, mbx.line,
-                                             f"target address {address}"))
+            for address in mailuser.smtp_addresses():
+                found.append(self._duplicate("target address", address.casefold(), line, f"target address {address}"))
         return [p for p in found if p is not None]
 
 
@@ -67,3 +63,39 @@ class DroppedDomains:
                     f"own {domain}; map it in [domains] to keep them", "warning")
             for domain, (count, first) in sorted(self._domains.items())
         ]
+
+
+#: What cross-tenant mailbox migration moves (RecipientTypeDetails).
+SUPPORTED_TYPES = frozenset({"UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox"})
+MAX_AUX_ARCHIVES = 12
+# Hold ids that block a move, as Microsoft's validation script reads InPlaceHolds: retention
+# policies (mbx), legacy cloud holds (cld), eDiscovery cases (UniH), Skype content (skp), and
+# 32-character legacy In-Place Holds. A leading '-' marks an exclusion, which does not hold.
+_HOLD_PREFIXES = ("mbx", "cld", "unih", "skp")
+
+
+def row_findings(mbx: SourceMailbox, display: str) -> list[Problem]:
+    """Per-mailbox blockers visible in the export's optional columns."""
+    found: list[Problem] = []
+    line = mbx.line
+    if mbx.recipient_type_details and mbx.recipient_type_details not in SUPPORTED_TYPES:
+        found.append(Problem(display, line, "RecipientTypeDetails",
+                             f"{mbx.recipient_type_details} cannot be moved by cross-tenant mailbox migration "
+                             "(user, shared, room and equipment mailboxes can); remove the row"))
+    if mbx.litigation_hold_enabled:
+        found.append(Problem(display, line, "LitigationHoldEnabled",
+                             "the mailbox is on Litigation Hold; mailboxes on hold cannot be moved: release the "
+                             "hold or leave the mailbox out"))
+    for hold in mbx.in_place_holds:
+        if hold.lower().startswith(_HOLD_PREFIXES) or len(hold) == 32:
+            found.append(Problem(display, line, "InPlaceHolds",
+                                 f"hold {hold} applies to the mailbox; mailboxes on hold cannot be moved: exclude "
+                                 "it from the policy or case, or leave the mailbox out"))
+    for flag in mbx.other_holds:
+        found.append(Problem(display, line, flag,
+                             f"{flag} is True; mailboxes on hold cannot be moved until it is cleared"))
+    if mbx.aux_archive_count is not None and mbx.aux_archive_count > MAX_AUX_ARCHIVES:
+        found.append(Problem(display, line, "MailboxLocations",
+                             f"the mailbox has {mbx.aux_archive_count} auxiliary archives; at most "
+                             f"{MAX_AUX_ARCHIVES} can be moved"))
+    return found

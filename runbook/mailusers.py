@@ -10,15 +10,14 @@ in domains the target does not own are not copied: Exchange refuses them
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .addresses import domain_of, local_part, parse_proxy
+from .addresses import domain_of, local_part
 from .exports.model import SourceMailbox
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MailUser:
     """Everything New-MailUser and Set-MailUser need for one user."""
 
@@ -32,9 +31,13 @@ class MailUser:
     user_principal_name: str
     primary_smtp_address: str
     external_email_address: str
-    exchange_guid: uuid.UUID
-    archive_guid: uuid.UUID | None
+    exchange_guid: str
+    archive_guid: str | None
     email_addresses: tuple[str, ...]
+
+    def smtp_addresses(self) -> list[str]:
+        """The target SMTP addresses this MailUser will hold, primary first."""
+        return [self.primary_smtp_address, *(p[5:] for p in self.email_addresses if p[:5].lower() == "smtp:")]
 
     def as_ps_record(self) -> dict[str, object]:
         """The ordered record a MailUser script embeds for this user."""
@@ -49,8 +52,8 @@ class MailUser:
             "UserPrincipalName": self.user_principal_name,
             "PrimarySmtpAddress": self.primary_smtp_address,
             "ExternalEmailAddress": self.external_email_address,
-            "ExchangeGuid": str(self.exchange_guid),
-            "ArchiveGuid": str(self.archive_guid) if self.archive_guid else None,
+            "ExchangeGuid": self.exchange_guid,
+            "ArchiveGuid": self.archive_guid,
             "EmailAddresses": list(self.email_addresses),
         }
 
@@ -88,19 +91,23 @@ def derive_mailuser(
     dropped: set[str] = set()
     initial_address = ""
     for entry in mbx.email_addresses:
-        proxy = parse_proxy(entry)
-        if proxy.kind == "X500":
-            x500.append(f"X500:{proxy.address}")
-        elif proxy.kind == "SMTP":
-            domain = domain_of(proxy.address)
+        prefix, sep, address = entry.partition(":")
+        kind = prefix.upper() if sep else ""
+        if kind == "X500":
+            x500.append(f"X500:{address}")
+        elif kind == "SMTP" or not sep:
+            if not sep:
+                address = entry
+            at = address.rfind("@")
+            domain = address[at + 1 :].lower()
             if domain == source_initial_domain:
-                initial_address = proxy.address
+                initial_address = address
             mapped = domain_map.get(domain)
             if mapped is None:
                 if domain != source_initial_domain:
                     dropped.add(domain)
                 continue
-            smtp.append(f"smtp:{local_part(proxy.address)}@{mapped}")
+            smtp.append(f"smtp:{address[:at]}@{mapped}")
 
     delivery = f"smtp:{local_part(target_primary)}@{target_delivery_domain}"
     proxies: list[str] = []

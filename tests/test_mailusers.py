@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from runbook.exports.model import SourceMailbox
 from runbook.mailusers import derive_mailuser
 
@@ -15,7 +13,7 @@ TDD = "m365x79002307.onmicrosoft.com"
 def mailbox(**changes: object) -> SourceMailbox:
     values: dict[str, object] = dict(
         line=2, primary_smtp_address="Anna.Mueller@wingtiptoys.kr", alias="anna", display_name="Anna Müller",
-        name="Anna Müller", exchange_guid=uuid.UUID(int=7), archive_guid=None,
+        name="Anna Müller", exchange_guid="00000000-0000-0000-0000-000000000007", archive_guid=None,
         legacy_exchange_dn="/o=ExchangeLabs/ou=AG/cn=Recipients/cn=anna",
         email_addresses=("SMTP:Anna.Mueller@wingtiptoys.kr", f"smtp:anna@{SRC_INITIAL}", "smtp:anna@wingtip.co.kr",
                          "X500:/o=Old/cn=anna", "smtp:anna@fabrikam.com", "SIP:anna@wingtiptoys.kr"),
@@ -36,7 +34,7 @@ def test_mailuser_carries_guid_x500s_mapped_proxies_and_the_delivery_proxy() -> 
     assert user.primary_smtp_address == "Anna.Mueller@tailspintoys.kr"
     assert user.user_principal_name == user.primary_smtp_address
     assert user.external_email_address == "Anna.Mueller@wingtiptoys.kr"
-    assert user.exchange_guid == uuid.UUID(int=7) and user.archive_guid is None
+    assert user.exchange_guid == "00000000-0000-0000-0000-000000000007" and user.archive_guid is None
     assert user.email_addresses == (
         "X500:/o=ExchangeLabs/ou=AG/cn=Recipients/cn=anna",
         "X500:/o=Old/cn=anna",
@@ -54,8 +52,8 @@ def test_the_primary_proxy_is_not_repeated_as_a_secondary() -> None:
 
 
 def test_archive_guid_only_when_present() -> None:
-    user = derive(mailbox(archive_guid=uuid.UUID(int=9))).mailuser
-    assert user is not None and user.archive_guid == uuid.UUID(int=9)
+    user = derive(mailbox(archive_guid="00000000-0000-0000-0000-000000000009")).mailuser
+    assert user is not None and user.archive_guid == "00000000-0000-0000-0000-000000000009"
     assert user.as_ps_record()["ArchiveGuid"] == "00000000-0000-0000-0000-000000000009"
     assert derive(mailbox()).mailuser.as_ps_record()["ArchiveGuid"] is None  # type: ignore[union-attr]
 
