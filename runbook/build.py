@@ -13,7 +13,7 @@ from . import __version__
 from . import plan as P
 from .config import LoadedConfig, load_config
 from .errors import Problem
-from .mailusers import MailUser
+from .powershell import PsCode
 from .prepare import Prepared, Progress, prepare
 from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown
 
@@ -67,13 +67,13 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     export, display = _export_location(loaded, mailboxes)
     renderer = ScriptRenderer(loaded)
     with OutputTree(out_dir) as tree:
-        def write_chunk(number: int, users: list[MailUser]) -> None:
+        def write_chunk(number: int, records: list[PsCode]) -> None:
             step = P.TARGET_MAILUSERS
             path = P.mailuser_chunk_path(number)
             data = renderer.render(
                 step,
                 chunk={"Number": number},
-                users=[u.as_ps_record() for u in users],
+                records=records,
                 result_file=f"mailusers-{number:04d}.csv",
             )
             tree.add(path, data, "script", step=step)

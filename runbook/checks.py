@@ -11,7 +11,6 @@ from collections.abc import Iterable
 
 from .errors import Problem
 from .exports.model import SourceMailbox
-from .mailusers import MailUser
 
 
 class DuplicateCheck:
@@ -30,18 +29,18 @@ class DuplicateCheck:
         field = "EmailAddresses" if kind == "target address" else kind
         return Problem(self.display, line, field, f"{shown} is the same as on line {first}; each mailbox needs its own")
 
-    def check(self, mbx: SourceMailbox, mailuser: MailUser | None) -> list[Problem]:
-        line = mbx.line
+    def check(self, line: int, exchange_guid: str, archive_guid: str | None, alias: str, primary: str,
+              target_addresses: list[str]) -> list[Problem]:
+        """Duplicates of this row's keys among the rows before it."""
         found = [
-            self._duplicate("ExchangeGuid", mbx.exchange_guid, line, mbx.exchange_guid),
-            self._duplicate("Alias", mbx.alias.casefold(), line, mbx.alias),
-            self._duplicate("PrimarySmtpAddress", mbx.primary_smtp_address.casefold(), line, mbx.primary_smtp_address),
+            self._duplicate("ExchangeGuid", exchange_guid, line, exchange_guid),
+            self._duplicate("Alias", alias.casefold(), line, alias),
+            self._duplicate("PrimarySmtpAddress", primary.casefold(), line, primary),
         ]
-        if mbx.archive_guid:
-            found.append(self._duplicate("ArchiveGuid", mbx.archive_guid, line, mbx.archive_guid))
-        if mailuser is not None:
-            for address in mailuser.smtp_addresses():
-                found.append(self._duplicate("target address", address.casefold(), line, f"target address {address}"))
+        if archive_guid:
+            found.append(self._duplicate("ArchiveGuid", archive_guid, line, archive_guid))
+        for address in target_addresses:
+            found.append(self._duplicate("target address", address.casefold(), line, f"target address {address}"))
         return [p for p in found if p is not None]
 
 

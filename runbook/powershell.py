@@ -102,6 +102,14 @@ def ps_array(values: Iterable[Any]) -> PsCode:
     return PsCode("@(" + ", ".join([_quote(v) if type(v) is str else ps_value(v) for v in values]) + ")")
 
 
+def ps_lines(values: Iterable[str], *, indent: int = 4) -> PsCode:
+    """One quoted string per line, for the body of a long ``@(...)`` a reviewer reads down."""
+    if isinstance(values, (str, bytes, Mapping)):
+        raise PowerShellValueError("ps_lines needs a sequence of strings, not a single value")
+    pad = " " * indent
+    return PsCode("".join([f"{pad}{_quote(v if type(v) is str else str(v))}\n" for v in values]))
+
+
 def ps_hashtable(values: Mapping[str, Any], *, ordered: bool = True) -> PsCode:
     """A hashtable literal with quoted keys; ``[ordered]`` keeps the reviewer's order."""
     keys = _KEYS
@@ -109,7 +117,9 @@ def ps_hashtable(values: Mapping[str, Any], *, ordered: bool = True) -> PsCode:
     for key, val in values.items():
         quoted = keys.get(key)
         if quoted is None:
-            quoted = keys[key] = _quote(key) if len(keys) < 4096 else _quote(key)
+            quoted = _quote(key)
+            if len(keys) < 4096:
+                keys[key] = quoted
         parts.append(f"{quoted} = {_quote(val) if type(val) is str else ps_value(val)}")
     prefix = "[ordered]" if ordered else ""
     return PsCode(prefix + "@{" + "; ".join(parts) + "}")
@@ -175,6 +185,7 @@ FILTERS = {
     "ps_bool": ps_bool,
     "ps_int": ps_int,
     "ps_array": ps_array,
+    "ps_lines": ps_lines,
     "ps_hashtable": ps_hashtable,
     "ps_datetime": ps_datetime,
     "ps_value": ps_value,

@@ -9,9 +9,11 @@ duplicate detection compares. Every problem in every row is collected before any
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .batches import BatchPlanner, PlannedBatch
 from .checks import DroppedDomains, DuplicateCheck, row_findings
@@ -19,7 +21,9 @@ from .config import LoadedConfig
 from .errors import InputError, Problem
 from .exports import read_export, to_mailbox
 from .exports.model import RawRow
-from .mailusers import MailUser, derive_mailuser
+from .mailusers import derive_mailuser
+from .parallel import default_workers, ordered_map
+from .powershell import PsCode, ps_hashtable
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +52,69 @@ class Prepared:
         return len(self.assignments)
 
 
-ChunkSink = Callable[[int, list[MailUser]], None]
+ChunkSink = Callable[[int, list[PsCode]], None]
 Progress = Callable[[int], None]
+
+BLOCK_ROWS = 1000
+PARALLEL_FROM_BYTES = 4 << 20
+"""Exports smaller than this are checked in-process: starting workers would cost more."""
+
+
+class RowContext(NamedTuple):
+    """What converting one row needs from the config; small, so it travels to workers cheaply."""
+
+    display: str
+    keep: dict[str, str]
+    domain_map: dict[str, str]
+    delivery_domain: str
+    source_initial: str
+    external: str
+
+
+class RowResult(NamedTuple):
+    """One row after the per-row work: its problems, the keys compared across rows, its record."""
+
+    line: int
+    problems: list[Problem]
+    keys: tuple[str, str | None, str, str] | None  # ExchangeGuid, ArchiveGuid, Alias, PrimarySmtpAddress
+    target_primary: str | None
+    smtp_addresses: list[str]
+    dropped: tuple[str, ...]
+    extra: dict[str, str]
+    record: PsCode | None  # the MailUser as the script embeds it; None when the row has an error
+
+
+def convert_rows(context: RowContext, rows: list[RawRow | Problem]) -> list[RowResult | Problem]:
+    """The per-row work, independent of every other row: read, check, derive, quote."""
+    out: list[RowResult | Problem] = []
+    for raw in rows:
+        if isinstance(raw, Problem):
+            out.append(raw)
+            continue
+        mbx, problems = to_mailbox(raw, context.display, context.keep)
+        if mbx is None:
+            out.append(RowResult(raw.line, problems, None, None, [], (), {}, None))
+            continue
+        problems = row_findings(mbx, context.display)
+        derived = derive_mailuser(
+            mbx,
+            domain_map=context.domain_map,
+            target_delivery_domain=context.delivery_domain,
+            source_initial_domain=context.source_initial,
+            external=context.external,
+        )
+        if derived.error is not None:
+            problems.append(Problem(context.display, mbx.line, *derived.error))
+        user = derived.mailuser
+        keys = (mbx.exchange_guid, mbx.archive_guid, mbx.alias, mbx.primary_smtp_address)
+        if user is None:
+            out.append(RowResult(mbx.line, problems, keys, None, [], derived.dropped_domains, mbx.extra, None))
+            continue
+        blocked = any(p.severity == "error" for p in problems)
+        record = None if blocked else ps_hashtable(user.as_ps_record())
+        out.append(RowResult(mbx.line, problems, keys, user.primary_smtp_address, user.smtp_addresses(),
+                             derived.dropped_domains, mbx.extra, record))
+    return out
 
 
 def prepare(
@@ -59,18 +124,30 @@ def prepare(
     *,
     on_chunk: ChunkSink | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> Prepared:
-    """Read and check every row; raise :class:`InputError` with all problems if any is an error."""
+    """Read and check every row; raise :class:`InputError` with all problems if any is an error.
+
+    ``workers``: processes for the per-row work (``None``: one per core for large exports).
+    """
+    records = read_export(export, export_display)
+    first = next(records, None)
     state = _Pass(loaded, export_display, on_chunk)
+    if workers is None:
+        workers = default_workers() if export.stat().st_size >= PARALLEL_FROM_BYTES else 0
     gc_was_enabled = gc.isenabled()
     # Rows hold no reference cycles, and collecting while 100,000 small records stay alive
     # costs about a third of the run.
     gc.disable()
     try:
-        for record in read_export(export, export_display):
-            if progress is not None:
-                progress(1)
-            state.handle(record)
+        if first is not None:
+            context = state.context(first)
+            blocks = _blocks(itertools.chain([first], records), BLOCK_ROWS)
+            for results in ordered_map(convert_rows, context, blocks, workers=workers):
+                if progress is not None:
+                    progress(len(results))
+                for result in results:
+                    state.handle(result)
         state.flush()
     finally:
         if gc_was_enabled:
@@ -78,65 +155,62 @@ def prepare(
     return state.finish()
 
 
+def _blocks(records: Iterator[RawRow | Problem], size: int) -> Iterator[list[RawRow | Problem]]:
+    while block := list(itertools.islice(records, size)):
+        yield block
+
+
 class _Pass:
-    """The state of one pass over the export."""
+    """The state of one pass over the export: what must see every row, in export order."""
 
     def __init__(self, loaded: LoadedConfig, display: str, on_chunk: ChunkSink | None) -> None:
-        cfg = loaded.config
         self.loaded = loaded
         self.display = display
         self.on_chunk = on_chunk
         self.planner = BatchPlanner(loaded)
         self.duplicates = DuplicateCheck(display)
         self.dropped = DroppedDomains()
-        self.domain_map = dict(cfg.domains)
-        self.delivery_domain = cfg.target_delivery_domain
-        self.source_initial = cfg.source.initial_domain
-        self.external = cfg.mailboxes.external_email_address
-        self.chunk_size = cfg.mailboxes.chunk_size
+        self.chunk_size = loaded.config.mailboxes.chunk_size
         self.result = Prepared(display)
-        self.errors: list[Problem] = []
-        self.chunk: list[MailUser] = []
-        self.keep: dict[str, str] | None = None
+        self.problems: list[Problem] = []
+        self.failed = False
+        self.chunk: list[PsCode] = []
 
-    def handle(self, record: RawRow | Problem) -> None:
-        if isinstance(record, Problem):
-            self.errors.append(record)
+    def context(self, first: RawRow | Problem) -> RowContext:
+        cfg = self.loaded.config
+        keep: dict[str, str] = {}
+        if isinstance(first, RawRow):
+            keep, missing = _resolve_columns(self.loaded, first, self.planner.columns)
+            self.add(missing)
+        return RowContext(self.display, keep, dict(cfg.domains), cfg.target_delivery_domain,
+                          cfg.source.initial_domain, cfg.mailboxes.external_email_address)
+
+    def add(self, problems: list[Problem]) -> None:
+        if problems:
+            self.problems.extend(problems)
+            self.failed = self.failed or any(p.severity == "error" for p in problems)
+
+    def handle(self, result: RowResult | Problem) -> None:
+        if isinstance(result, Problem):
+            self.add([result])
             return
-        if self.keep is None:
-            self.keep, missing = _resolve_columns(self.loaded, record, self.planner.columns)
-            self.errors.extend(missing)
-        mbx, row_problems = to_mailbox(record, self.display, self.keep)
-        if mbx is None:
-            self.errors.extend(row_problems)
+        self.add(result.problems)
+        if result.keys is None:
             return
-        self.errors.extend(row_findings(mbx, self.display))
-        derived = derive_mailuser(
-            mbx,
-            domain_map=self.domain_map,
-            target_delivery_domain=self.delivery_domain,
-            source_initial_domain=self.source_initial,
-            external=self.external,
-        )
-        if derived.dropped_domains:
-            self.dropped.add(derived.dropped_domains, mbx.line)
-        if derived.error is not None:
-            self.errors.append(Problem(self.display, mbx.line, *derived.error))
-        dupes = self.duplicates.check(mbx, derived.mailuser)
-        mailuser = derived.mailuser
-        if dupes:
-            self.errors.extend(dupes)
-        if mailuser is None or dupes:
+        dupes = self.duplicates.check(result.line, *result.keys, result.smtp_addresses)
+        self.add(dupes)
+        if result.dropped:
+            self.dropped.add(result.dropped, result.line)
+        if result.record is None or result.target_primary is None or dupes:
             return
-        batch = self.planner.assign(mbx.primary_smtp_address, mailuser.primary_smtp_address, mbx.extra,
-                                    mbx.line, self.display)
+        source_primary = result.keys[3]
+        batch = self.planner.assign(source_primary, result.target_primary, result.extra, result.line, self.display)
         if batch is None:
+            self.failed = True
             return
-        self.chunk.append(mailuser)
-        result = self.result
-        result.assignments.append(
-            Assignment(mbx.line, mbx.primary_smtp_address, mailuser.primary_smtp_address, batch.name,
-                       result.chunk_count + 1)
+        self.chunk.append(result.record)
+        self.result.assignments.append(
+            Assignment(result.line, source_primary, result.target_primary, batch.name, self.result.chunk_count + 1)
         )
         if len(self.chunk) >= self.chunk_size:
             self.flush()
@@ -144,15 +218,15 @@ class _Pass:
     def flush(self) -> None:
         if self.chunk:
             self.result.chunk_count += 1
-            if self.on_chunk is not None and not any(p.severity == "error" for p in self.errors):
+            if self.on_chunk is not None and not self.failed:
                 self.on_chunk(self.result.chunk_count, self.chunk)
             self.chunk = []
 
     def finish(self) -> Prepared:
         result = self.result
         batches, batch_problems = self.planner.finish()
-        problems = self.errors + batch_problems + self.dropped.problems(self.display)
-        if not result.assignments and not self.errors:
+        problems = self.problems + batch_problems + self.dropped.problems(self.display)
+        if not result.assignments and not self.failed:
             problems.append(Problem(self.display, None, "file", "the export holds no mailboxes"))
         if any(p.severity == "error" for p in problems):
             raise InputError(problems)
