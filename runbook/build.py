@@ -73,7 +73,7 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
             data = renderer.render(
                 step,
                 chunk={"Number": number},
-                records=records,
+                records=PsCode("".join([f"    {record}\n" for record in records])),
                 result_file=f"mailusers-{number:04d}.csv",
             )
             tree.add(path, data, "script", step=step)

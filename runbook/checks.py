@@ -7,7 +7,7 @@ earlier rows, so it keeps only the keys it compares, never the mailboxes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .errors import Problem
 from .exports.model import SourceMailbox
@@ -30,7 +30,7 @@ class DuplicateCheck:
         return Problem(self.display, line, field, f"{shown} is the same as on line {first}; each mailbox needs its own")
 
     def check(self, line: int, exchange_guid: str, archive_guid: str | None, alias: str, primary: str,
-              target_addresses: list[str]) -> list[Problem]:
+              target_addresses: Sequence[str]) -> list[Problem]:
         """Duplicates of this row's keys among the rows before it."""
         found = [
             self._duplicate("ExchangeGuid", exchange_guid, line, exchange_guid),

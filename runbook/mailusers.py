@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .addresses import domain_of, local_part
 from .exports.model import SourceMailbox
@@ -58,8 +59,7 @@ class MailUser:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Derivation:
+class Derivation(NamedTuple):
     """The MailUser, or why there is none, plus the source proxies that were not carried over."""
 
     mailuser: MailUser | None

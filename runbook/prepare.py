@@ -9,8 +9,7 @@ duplicate detection compares. Every problem in every row is collected before any
 from __future__ import annotations
 
 import gc
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -19,8 +18,7 @@ from .batches import BatchPlanner, PlannedBatch
 from .checks import DroppedDomains, DuplicateCheck, row_findings
 from .config import LoadedConfig
 from .errors import InputError, Problem
-from .exports import read_export, to_mailbox
-from .exports.model import RawRow
+from .exports import Block, open_export, rows_of, to_mailbox
 from .mailusers import derive_mailuser
 from .parallel import default_workers, ordered_map
 from .powershell import PsCode, ps_hashtable
@@ -75,25 +73,27 @@ class RowResult(NamedTuple):
     """One row after the per-row work: its problems, the keys compared across rows, its record."""
 
     line: int
-    problems: list[Problem]
+    problems: tuple[Problem, ...]
     keys: tuple[str, str | None, str, str] | None  # ExchangeGuid, ArchiveGuid, Alias, PrimarySmtpAddress
     target_primary: str | None
-    smtp_addresses: list[str]
+    smtp_addresses: tuple[str, ...]
     dropped: tuple[str, ...]
-    extra: dict[str, str]
-    record: PsCode | None  # the MailUser as the script embeds it; None when the row has an error
+    extra: dict[str, str] | None
+    # The MailUser as the script embeds it, already quoted by ps_hashtable; None when the row has
+    # an error. Plain str while it travels between processes: a str subclass pickles slowly.
+    record: str | None
 
 
-def convert_rows(context: RowContext, rows: list[RawRow | Problem]) -> list[RowResult | Problem]:
-    """The per-row work, independent of every other row: read, check, derive, quote."""
+def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
+    """The per-row work, independent of every other row: parse, check, derive, quote."""
     out: list[RowResult | Problem] = []
-    for raw in rows:
+    for raw in rows_of(block):
         if isinstance(raw, Problem):
             out.append(raw)
             continue
         mbx, problems = to_mailbox(raw, context.display, context.keep)
         if mbx is None:
-            out.append(RowResult(raw.line, problems, None, None, [], (), {}, None))
+            out.append(RowResult(raw.line, tuple(problems), None, None, (), (), None, None))
             continue
         problems = row_findings(mbx, context.display)
         derived = derive_mailuser(
@@ -108,12 +108,13 @@ def convert_rows(context: RowContext, rows: list[RawRow | Problem]) -> list[RowR
         user = derived.mailuser
         keys = (mbx.exchange_guid, mbx.archive_guid, mbx.alias, mbx.primary_smtp_address)
         if user is None:
-            out.append(RowResult(mbx.line, problems, keys, None, [], derived.dropped_domains, mbx.extra, None))
+            out.append(RowResult(mbx.line, tuple(problems), keys, None, (), derived.dropped_domains,
+                                 mbx.extra or None, None))
             continue
         blocked = any(p.severity == "error" for p in problems)
-        record = None if blocked else ps_hashtable(user.as_ps_record())
-        out.append(RowResult(mbx.line, problems, keys, user.primary_smtp_address, user.smtp_addresses(),
-                             derived.dropped_domains, mbx.extra, record))
+        record = None if blocked else str(ps_hashtable(user.as_ps_record()))
+        out.append(RowResult(mbx.line, tuple(problems), keys, user.primary_smtp_address,
+                             tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None, record))
     return out
 
 
@@ -130,9 +131,9 @@ def prepare(
 
     ``workers``: processes for the per-row work (``None``: one per core for large exports).
     """
-    records = read_export(export, export_display)
-    first = next(records, None)
+    source = open_export(export, export_display)
     state = _Pass(loaded, export_display, on_chunk)
+    context = state.context(source.columns)
     if workers is None:
         workers = default_workers() if export.stat().st_size >= PARALLEL_FROM_BYTES else 0
     gc_was_enabled = gc.isenabled()
@@ -140,24 +141,16 @@ def prepare(
     # costs about a third of the run.
     gc.disable()
     try:
-        if first is not None:
-            context = state.context(first)
-            blocks = _blocks(itertools.chain([first], records), BLOCK_ROWS)
-            for results in ordered_map(convert_rows, context, blocks, workers=workers):
-                if progress is not None:
-                    progress(len(results))
-                for result in results:
-                    state.handle(result)
+        for results in ordered_map(convert_rows, context, source.blocks, workers=workers):
+            if progress is not None:
+                progress(len(results))
+            for result in results:
+                state.handle(result)
         state.flush()
     finally:
         if gc_was_enabled:
             gc.enable()
     return state.finish()
-
-
-def _blocks(records: Iterator[RawRow | Problem], size: int) -> Iterator[list[RawRow | Problem]]:
-    while block := list(itertools.islice(records, size)):
-        yield block
 
 
 class _Pass:
@@ -176,16 +169,14 @@ class _Pass:
         self.failed = False
         self.chunk: list[PsCode] = []
 
-    def context(self, first: RawRow | Problem) -> RowContext:
+    def context(self, columns: tuple[str, ...]) -> RowContext:
         cfg = self.loaded.config
-        keep: dict[str, str] = {}
-        if isinstance(first, RawRow):
-            keep, missing = _resolve_columns(self.loaded, first, self.planner.columns)
-            self.add(missing)
+        keep, missing = _resolve_columns(self.loaded, columns, self.planner.columns)
+        self.add(missing)
         return RowContext(self.display, keep, dict(cfg.domains), cfg.target_delivery_domain,
                           cfg.source.initial_domain, cfg.mailboxes.external_email_address)
 
-    def add(self, problems: list[Problem]) -> None:
+    def add(self, problems: Sequence[Problem]) -> None:
         if problems:
             self.problems.extend(problems)
             self.failed = self.failed or any(p.severity == "error" for p in problems)
@@ -204,11 +195,12 @@ class _Pass:
         if result.record is None or result.target_primary is None or dupes:
             return
         source_primary = result.keys[3]
-        batch = self.planner.assign(source_primary, result.target_primary, result.extra, result.line, self.display)
+        batch = self.planner.assign(source_primary, result.target_primary, result.extra or {}, result.line,
+                                    self.display)
         if batch is None:
             self.failed = True
             return
-        self.chunk.append(result.record)
+        self.chunk.append(PsCode(result.record))
         self.result.assignments.append(
             Assignment(result.line, source_primary, result.target_primary, batch.name, self.result.chunk_count + 1)
         )
@@ -236,10 +228,10 @@ class _Pass:
 
 
 def _resolve_columns(
-    loaded: LoadedConfig, record: RawRow, wanted: tuple[str, ...]
+    loaded: LoadedConfig, columns: tuple[str, ...], wanted: tuple[str, ...]
 ) -> tuple[dict[str, str], list[Problem]]:
     """Match ``[[batches]]`` column names to export columns, ignoring case as PowerShell does."""
-    by_folded = {name.casefold(): name for name in record.values}
+    by_folded = {name.casefold(): name for name in columns}
     keep: dict[str, str] = {}
     problems = []
     for column in wanted:

@@ -1,19 +1,45 @@
-"""Readers for the source mailbox export, one per form PowerShell writes (DESIGN §3)."""
+"""Readers for the source mailbox export, one per form PowerShell writes (DESIGN §3).
+
+Every reader yields the same thing: blocks of records, each record a :class:`RawRow` with
+canonical column names, so checks and rendering never care which form the admin exported.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple, Union
 
 from ..errors import InputError, Problem
-from .csvfile import read_csv
+from .csvfile import CsvBlock, open_csv, parse_block
 from .model import RawRow, SourceMailbox, to_mailbox
 
-__all__ = ["RawRow", "SourceMailbox", "read_export", "to_mailbox"]
+__all__ = ["Block", "Export", "RawRow", "SourceMailbox", "open_export", "read_export", "rows_of", "to_mailbox"]
+
+Block = Union[CsvBlock, list[Union[RawRow, Problem]]]
+
+
+class Export(NamedTuple):
+    """An opened export: its columns and its records in blocks."""
+
+    columns: tuple[str, ...]
+    blocks: Iterator[Block]
+
+
+def open_export(path: Path, display: str) -> Export:
+    """Open ``path`` in whatever form it was exported; header problems raise at once."""
+    if not path.is_file():
+        raise InputError([Problem(display, None, "file", "the mailbox export does not exist")])
+    columns, blocks = open_csv(path, display)
+    return Export(columns, blocks)
+
+
+def rows_of(block: Block) -> list[RawRow | Problem]:
+    """The records of a block (CSV blocks are parsed here, possibly in a worker process)."""
+    return parse_block(block) if isinstance(block, CsvBlock) else block
 
 
 def read_export(path: Path, display: str) -> Iterator[RawRow | Problem]:
-    """Stream the records of ``path`` in whatever form it was exported."""
-    if not path.is_file():
-        raise InputError([Problem(display, None, "file", "the mailbox export does not exist")])
-    return read_csv(path, display)
+    """Stream every record of ``path``."""
+    for block in open_export(path, display).blocks:
+        yield from rows_of(block)

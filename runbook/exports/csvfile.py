@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import InputError, Problem
 from .model import KNOWN_COLUMNS, REQUIRED_COLUMNS, RawRow
@@ -42,28 +44,68 @@ def _delimiter(header: str) -> str:
     return best
 
 
-def read_csv(path: Path, display: str) -> Iterator[RawRow | Problem]:
-    """Yield each record of the export, or a :class:`Problem` for a record that cannot be read.
+class CsvBlock(NamedTuple):
+    """Complete records as text, cut from the file where no quoted value is open.
 
-    A problem with the file as a whole (encoding, header) raises :class:`InputError` at once,
-    since no row could be trusted after it.
+    Blocks let worker processes do the CSV parsing too: the reading process only splits lines
+    and counts double quotes, which is far cheaper than parsing.
     """
-    with path.open("rb") as fh:
-        head = fh.read(4)
+
+    first_line: int
+    text: str
+    columns: tuple[str, ...]
+    delimiter: str
+    display: str
+
+
+def open_csv(path: Path, display: str, records_per_block: int = 1000) -> tuple[tuple[str, ...], Iterator[CsvBlock]]:
+    """Check the header now; return the columns and the rest of the file in blocks of records."""
+    with path.open("rb") as raw:
+        head = raw.read(4)
     encoding = sniff_encoding(head)
     try:
         fh = path.open("r", encoding=encoding, newline="")
     except OSError as exc:
         raise InputError([Problem(display, None, "file", f"cannot read: {exc.strerror}")]) from None
+    try:
+        line_no, columns, delimiter = _header(fh, display, encoding)
+    except BaseException:
+        fh.close()
+        raise
+    return columns, _blocks(fh, display, encoding, line_no, columns, delimiter, records_per_block)
+
+
+def _blocks(fh, display: str, encoding: str, line_no: int, columns: tuple[str, ...], delimiter: str,  # type: ignore[no-untyped-def]
+            records_per_block: int) -> Iterator[CsvBlock]:
     with fh:
-        yield from _records(fh, display, encoding)
+        lines: list[str] = []
+        first = line_no + 1
+        records = 0
+        quotes = 0
+        try:
+            for line in fh:
+                lines.append(line)
+                quotes += line.count('"')
+                if quotes % 2:
+                    continue  # a quoted value goes on over the line break
+                quotes = 0
+                records += 1
+                if records >= records_per_block:
+                    yield CsvBlock(first, "".join(lines), columns, delimiter, display)
+                    first += len(lines)
+                    lines, records = [], 0
+        except UnicodeDecodeError:
+            raise InputError([_encoding_problem(display, first + len(lines), encoding)]) from None
+        if lines:
+            yield CsvBlock(first, "".join(lines), columns, delimiter, display)
 
 
-def _records(fh, display: str, encoding: str) -> Iterator[RawRow | Problem]:  # type: ignore[no-untyped-def]
+def _header(fh, display: str, encoding: str) -> tuple[int, tuple[str, ...], str]:  # type: ignore[no-untyped-def]
+    """Skip a ``#TYPE`` line, read the header; return its line number, columns and delimiter."""
     offset = 0
     try:
         first = fh.readline()
-        if first.startswith("#TYPE") or first.startswith("#"):
+        if first.startswith("#"):
             offset = 1
             first = fh.readline()
     except UnicodeDecodeError:
@@ -72,11 +114,11 @@ def _records(fh, display: str, encoding: str) -> Iterator[RawRow | Problem]:  # 
         raise InputError([Problem(display, offset + 1, "header", "no header row; the file is empty")])
     delim = _delimiter(first)
     header = next(csv.reader([first], delimiter=delim))
-    columns = [KNOWN_COLUMNS.get(name.strip().lower(), name.strip()) for name in header]
+    columns = tuple(KNOWN_COLUMNS.get(name.strip().lower(), name.strip()) for name in header)
     header_line = offset + 1
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     problems = [
-        Problem(display, header_line, "header", f"required column {c} is missing") for c in missing
+        Problem(display, header_line, "header", f"required column {c} is missing")
+        for c in REQUIRED_COLUMNS if c not in columns
     ]
     seen: set[str] = set()
     for c in columns:
@@ -85,34 +127,38 @@ def _records(fh, display: str, encoding: str) -> Iterator[RawRow | Problem]:  # 
         seen.add(c.lower())
     if problems:
         raise InputError(problems)
+    return header_line, columns, delim
 
-    reader = csv.reader(fh, delimiter=delim, strict=True)
-    consumed = header_line  # physical lines read so far
+
+def parse_block(block: CsvBlock) -> list[RawRow | Problem]:
+    """The records of one block, with the physical line each starts on."""
+    out: list[RawRow | Problem] = []
+    columns = block.columns
+    width = len(columns)
+    display = block.display
+    reader = csv.reader(io.StringIO(block.text, newline=""), delimiter=block.delimiter, strict=True)
+    consumed = block.first_line - 1
     while True:
         start = consumed + 1
         try:
             record = next(reader)
         except StopIteration:
-            return
-        except UnicodeDecodeError:
-            raise InputError([_encoding_problem(display, start, encoding)]) from None
+            return out
         except csv.Error as exc:
-            yield Problem(display, start, "csv", f"cannot parse this record: {exc}")
-            consumed = header_line + reader.line_num
+            out.append(Problem(display, start, "csv", f"cannot parse this record: {exc}"))
+            consumed = block.first_line - 1 + reader.line_num
             continue
-        consumed = header_line + reader.line_num
-        if not record or (len(record) == 1 and not record[0].strip()):
+        consumed = block.first_line - 1 + reader.line_num
+        if len(record) != width:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            out.append(Problem(
+                display, start, "csv",
+                f"has {len(record)} fields, the header has {width} "
+                f"(delimiter {block.delimiter!r}; a value with the delimiter must be in double quotes)",
+            ))
             continue
-        if len(record) != len(columns):
-            yield Problem(
-                display,
-                start,
-                "csv",
-                f"has {len(record)} fields, the header has {len(columns)} "
-                f"(delimiter {delim!r}; a value with the delimiter must be in double quotes)",
-            )
-            continue
-        yield RawRow(start, dict(zip(columns, record)))
+        out.append(RawRow(start, dict(zip(columns, record))))
 
 
 def _encoding_problem(display: str, line: int, encoding: str) -> Problem:

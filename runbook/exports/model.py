@@ -127,7 +127,7 @@ def to_mailbox(
             if "\x00" in value:
                 problems.append(Problem(display, line, column, "contains a NUL character"))
                 spoiled.add(column)
-            elif value in _UNJOINED or value.strip() in _UNJOINED:
+            elif value in _UNJOINED:
                 problems.append(Problem(display, line, column, JOIN_FIX.replace("EmailAddresses", column)))
                 spoiled.add(column)
         elif value is not None and column not in LIST_COLUMNS:
