@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import NamedTuple, Union
 
 from ..errors import InputError, Problem
-from .csvfile import CsvBlock, open_csv, parse_block
+from .csvfile import CsvBlock, open_csv, parse_block, sniff_encoding
 from .model import RawRow, SourceMailbox, to_mailbox
+from .structured import open_structured
 
 __all__ = ["Block", "Export", "RawRow", "SourceMailbox", "open_export", "read_export", "rows_of", "to_mailbox"]
 
@@ -30,8 +31,25 @@ def open_export(path: Path, display: str) -> Export:
     """Open ``path`` in whatever form it was exported; header problems raise at once."""
     if not path.is_file():
         raise InputError([Problem(display, None, "file", "the mailbox export does not exist")])
-    columns, blocks = open_csv(path, display)
-    return Export(columns, blocks)
+    kind = sniff_form(path)
+    if kind == "csv":
+        columns, blocks = open_csv(path, display)
+        return Export(columns, blocks)
+    columns, structured = open_structured(path, display, kind)
+    return Export(columns, structured)
+
+
+def sniff_form(path: Path) -> str:
+    """``clixml``, ``json`` or ``csv``, from the first characters of the file."""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    encoding = sniff_encoding(head)
+    text = head.decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n")
+    if text.startswith(("<Objs", "<?xml")):
+        return "clixml"
+    if text.startswith(("[", "{")):
+        return "json"
+    return "csv"
 
 
 def rows_of(block: Block) -> list[RawRow | Problem]:

@@ -165,6 +165,13 @@ def to_mailbox(
     addresses = _listing(values.get("EmailAddresses"), "EmailAddresses" in spoiled)
     if not addresses and "EmailAddresses" not in spoiled:
         problems.append(Problem(display, line, "EmailAddresses", "is empty; a mailbox has at least its primary SMTP proxy"))
+    for entry in addresses:
+        prefix, sep, address = entry.partition(":")
+        if (not sep or prefix.lower() == "smtp") and (address if sep else entry).casefold() != primary.casefold():
+            try:
+                validate_address(address if sep else entry)
+            except AddressError as exc:
+                problems.append(Problem(display, line, "EmailAddresses", f"{entry!r}: {exc}"))
     locations = values.get("MailboxLocations")
     hold = _flag(text("LitigationHoldEnabled"), "LitigationHoldEnabled", problems, display, line)
     other_holds = tuple(c for c in _HOLD_FLAGS if c in values and _flag(text(c), c, problems, display, line))
