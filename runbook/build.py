@@ -66,17 +66,21 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     loaded = load_config(config, display=config_display)
     export, display = _export_location(loaded, mailboxes)
     renderer = ScriptRenderer(loaded)
+    group = {"Name": loaded.config.scope_group.name, "Alias": loaded.config.scope_group.alias}
     with OutputTree(out_dir) as tree:
         def write_chunk(number: int, records: list[PsCode]) -> None:
-            step = P.TARGET_MAILUSERS
-            path = P.mailuser_chunk_path(number)
-            data = renderer.render(
-                step,
-                chunk={"Number": number},
-                records=PsCode("".join([f"    {record}\n" for record in records])),
-                result_file=f"mailusers-{number:04d}.csv",
-            )
-            tree.add(path, data, "script", step=step)
+            """A MailUser script and both sides' pre-flight scripts, from the same records."""
+            block = PsCode("".join([f"    {record}\n" for record in records]))
+            chunk = {"Number": number}
+            tree.add(P.mailuser_chunk_path(number), renderer.render(
+                P.TARGET_MAILUSERS, chunk=chunk, records=block, result_file=f"mailusers-{number:04d}.csv"),
+                "script", step=P.TARGET_MAILUSERS)
+            tree.add(P.preflight_chunk_path(P.SOURCE_PREFLIGHT, number), renderer.render(
+                P.SOURCE_PREFLIGHT, chunk=chunk, records=block, group=group,
+                result_file=f"preflight-source-users-{number:04d}.csv"), "script", step=P.SOURCE_PREFLIGHT)
+            tree.add(P.preflight_chunk_path(P.TARGET_PREFLIGHT, number), renderer.render(
+                P.TARGET_PREFLIGHT, chunk=chunk, records=block, delivery_domain=loaded.config.target_delivery_domain,
+                result_file=f"preflight-target-users-{number:04d}.csv"), "script", step=P.TARGET_PREFLIGHT)
 
         prepared = prepare(loaded, export, display, on_chunk=write_chunk, progress=progress)
         _write_steps(tree, renderer, loaded, prepared)
@@ -108,6 +112,8 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         "Scope": cfg.scope_group.name,
     }
     batch_names = [b.name for b in prepared.batches]
+    endpoint = {"Name": cfg.endpoint.name, "RemoteServer": cfg.hosts.exo_remote_server,
+                "RemoteTenant": cfg.source.initial_domain, "ApplicationId": str(cfg.app.app_id)}
 
     def single(step: P.Step, **context: object) -> None:
         tree.add(step.path, renderer.render(step, **context), "script", step=step)
@@ -115,15 +121,20 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     single(P.TARGET_APP, app=app, consent_url=consent_url)
     single(P.SOURCE_VERIFY_CONSENT, app=app, consent_url=consent_url)
     single(P.TARGET_CUSTOMIZATION)
-    single(P.TARGET_ENDPOINT,
-           endpoint={"Name": cfg.endpoint.name, "RemoteServer": cfg.hosts.exo_remote_server,
-                     "RemoteTenant": cfg.source.initial_domain, "ApplicationId": str(cfg.app.app_id)},
-           secret={"Kind": cfg.app.secret_kind, "Name": cfg.app.secret_name})
+    single(P.TARGET_ENDPOINT, endpoint=endpoint, secret={"Kind": cfg.app.secret_kind, "Name": cfg.app.secret_name})
     single(P.TARGET_RELATIONSHIP, relationship=to_source)
     single(P.SOURCE_SCOPE, group=group, members=[a.source_primary for a in prepared.assignments],
            result_file="scope-group.csv")
     single(P.SOURCE_RELATIONSHIP, relationship=to_target)
     single(P.SOURCE_EXPORT, group=group, csv_name=EXPORT_CSV_NAME, xml_name=EXPORT_XML_NAME)
+    for step, context in (
+        (P.SOURCE_PREFLIGHT, {"relationship": to_target}),
+        (P.TARGET_PREFLIGHT, {"relationship": to_source, "endpoint": endpoint,
+                              "domains": sorted({*cfg.domains.values(), cfg.target_delivery_domain})}),
+    ):
+        tree.add(f"{step.path}/organization.ps1", renderer.render(
+            step, template_name=P.PREFLIGHT_ORGANIZATION_TEMPLATES[step.side],
+            result_file=f"preflight-{step.side}-organization.csv", **context), "script", step=step)
     single(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
            mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
 

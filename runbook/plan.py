@@ -97,45 +97,57 @@ SOURCE_EXPORT = Step(
     EXO_ADMIN,
     "Render the runbook again from the new export; if anything changed, review the new MailUser scripts.",
     "exo", "source-export-mailboxes.ps1.jinja")
+SOURCE_PREFLIGHT = Step(
+    "preflight", "source", 5, "Pre-flight checks of the source mailboxes (read-only)",
+    "Exchange Administrator (or View-Only Organization Management)",
+    "Every findings CSV is free of fail rows: no holds, every mailbox in the scope group, GUIDs as "
+    "exported. Note which mailboxes hold the migration licence on the source side.",
+    "exo", "source-preflight-users.ps1.jinja", folder=True)
 TARGET_MAILUSERS = Step(
     "mailusers", "target", 5, "Create the target MailUsers",
     "Exchange Administrator (or Mail Recipients)",
     "Each result CSV lists every user as created, stamped or exists; no failed rows. Then license "
     "the Cross Tenant User Data Migration add-on (source or target) before the batches start.",
     "exo", "target-mailusers.ps1.jinja", folder=True)
+TARGET_PREFLIGHT = Step(
+    "preflight", "target", 6, "Pre-flight checks of the target MailUsers (read-only)",
+    "Exchange Administrator (or View-Only Organization Management)",
+    "Every findings CSV is free of fail rows; every user holds the migration licence on the source "
+    "or the target side.",
+    "exo", "target-preflight-users.ps1.jinja", folder=True)
 TARGET_TEST = Step(
-    "test-migration-server", "target", 6, "Test the endpoint against the MailUsers",
+    "test-migration-server", "target", 7, "Test the endpoint against the MailUsers",
     EXO_ADMIN,
     "Every row of the result CSV is success.",
     "exo", "target-test-migration-server.ps1.jinja")
 TARGET_BATCHES = Step(
-    "new-migration-batches", "target", 7, "Create the migration batches",
+    "new-migration-batches", "target", 8, "Create the migration batches",
     EXO_ADMIN,
     "Get-MigrationBatch lists each batch; with AutoStart it moves to Syncing.",
     "exo", "target-new-migration-batch.ps1.jinja", folder=True)
 TARGET_STATUS = Step(
-    "batch-status", "target", 8, "Follow the batches",
+    "batch-status", "target", 9, "Follow the batches",
     EXO_ADMIN,
     "Run until every batch is Synced; investigate any user with an Error in the report.",
     "exo", "target-batch-status.ps1.jinja")
 TARGET_COMPLETE = Step(
-    "complete-migration-batches", "target", 9, "Complete the batches (cut-over)",
+    "complete-migration-batches", "target", 10, "Complete the batches (cut-over)",
     EXO_ADMIN,
     "The status report shows Completed for every user; the source mailboxes are now MailUsers "
     "forwarding to the target delivery domain.",
     "exo", "target-complete-migration-batch.ps1.jinja", folder=True)
 TARGET_REMOVE = Step(
-    "remove-migration-batches", "target", 10, "Remove the completed batches",
+    "remove-migration-batches", "target", 11, "Remove the completed batches",
     EXO_ADMIN,
     "Get-MigrationBatch no longer lists this runbook's batches.",
     "exo", "target-remove-migration-batches.ps1.jinja")
 TARGET_TEARDOWN = Step(
-    "teardown", "target", 11, "Tear down the target side",
+    "teardown", "target", 12, "Tear down the target side",
     EXO_ADMIN,
     "The endpoint and the relationship to the source are gone.",
     "exo", "target-teardown.ps1.jinja")
 SOURCE_TEARDOWN = Step(
-    "teardown", "source", 5, "Tear down the source side",
+    "teardown", "source", 6, "Tear down the source side",
     EXO_ADMIN,
     "The relationship to the target is gone.",
     "exo", "source-teardown.ps1.jinja")
@@ -151,7 +163,9 @@ STEPS: tuple[Step, ...] = (
     SOURCE_SCOPE,
     SOURCE_RELATIONSHIP,
     SOURCE_EXPORT,
+    SOURCE_PREFLIGHT,
     TARGET_MAILUSERS,
+    TARGET_PREFLIGHT,
     TARGET_TEST,
     TARGET_BATCHES,
     TARGET_STATUS,
@@ -164,3 +178,14 @@ STEPS: tuple[Step, ...] = (
 
 def mailuser_chunk_path(number: int) -> str:
     return f"{TARGET_MAILUSERS.path}/mailusers-{number:04d}.ps1"
+
+
+def preflight_chunk_path(step: Step, number: int) -> str:
+    return f"{step.path}/users-{number:04d}.ps1"
+
+
+#: The organization-level script of each pre-flight step, beside the per-user chunks.
+PREFLIGHT_ORGANIZATION_TEMPLATES = {
+    "source": "source-preflight-organization.ps1.jinja",
+    "target": "target-preflight-organization.ps1.jinja",
+}

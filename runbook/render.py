@@ -174,9 +174,10 @@ class ScriptRenderer:
             "RunbookVersion": __version__,
         }
 
-    def render(self, step: Step, **context: Any) -> bytes:
-        assert step.template is not None
-        template = self.env.get_template(f"ps1/{step.template}")
+    def render(self, step: Step, *, template_name: str | None = None, **context: Any) -> bytes:
+        name = template_name or step.template
+        assert name is not None
+        template = self.env.get_template(f"ps1/{name}")
         text = template.render(meta=self.meta(step), **context)
         return BOM + text.encode("utf-8")
 
