@@ -62,6 +62,8 @@ class BatchPlanner:
                 self._column_batches.append((i, entry.column, values))
         self.auto: list[PlannedBatch] = []
         self.problems: list[Problem] = []
+        self.missing_columns: set[str] = set()
+        """Columns the export lacks (already reported); their batches get no second warning."""
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -107,7 +109,7 @@ class BatchPlanner:
                                         f"batches[{i}].users[{j}]",
                                         f"{entry_user} is not a mailbox in the export"))
         for i, column, _ in self._column_batches:
-            if not self._column_hits.get(i):
+            if not self._column_hits.get(i) and column not in self.missing_columns:
                 problems.append(Problem(loaded.display, loaded.line_of("batches", i, "column"),
                                         f"batches[{i}].values", f"no mailbox in the export has one of these values in column {column}",
                                         "warning"))

@@ -52,16 +52,16 @@ def count_records(path: Path) -> int:
 
 
 def validate(config: Path, *, mailboxes: Path | None = None, progress: Progress | None = None,
-             config_display: str | None = None) -> Report:
+             config_display: str | None = None, workers: int | None = None) -> Report:
     """Run every offline check; raise :class:`InputError` listing all problems."""
     loaded = load_config(config, display=config_display)
     export, display = _export_location(loaded, mailboxes)
-    prepared = prepare(loaded, export, display, progress=progress)
+    prepared = prepare(loaded, export, display, progress=progress, workers=workers)
     return Report(loaded, prepared, prepared.warnings)
 
 
 def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progress: Progress | None = None,
-           config_display: str | None = None) -> Rendered:
+           config_display: str | None = None, workers: int | None = None) -> Rendered:
     """Validate, then write the whole runbook to ``out_dir``, replacing it atomically."""
     loaded = load_config(config, display=config_display)
     export, display = _export_location(loaded, mailboxes)
@@ -82,7 +82,7 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
                 P.TARGET_PREFLIGHT, chunk=chunk, records=block, delivery_domain=loaded.config.target_delivery_domain,
                 result_file=f"preflight-target-users-{number:04d}.csv"), "script", step=P.TARGET_PREFLIGHT)
 
-        prepared = prepare(loaded, export, display, on_chunk=write_chunk, progress=progress)
+        prepared = prepare(loaded, export, display, on_chunk=write_chunk, progress=progress, workers=workers)
         _write_steps(tree, renderer, loaded, prepared)
         readme = _runbook_markdown(tree, loaded, prepared, export)
         tree.add("RUNBOOK.md", readme, "runbook")

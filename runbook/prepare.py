@@ -172,6 +172,7 @@ class _Pass:
     def context(self, columns: tuple[str, ...]) -> RowContext:
         cfg = self.loaded.config
         keep, missing = _resolve_columns(self.loaded, columns, self.planner.columns)
+        self.planner.missing_columns = {c for c in self.planner.columns if c not in keep}
         self.add(missing)
         return RowContext(self.display, keep, dict(cfg.domains), cfg.target_delivery_domain,
                           cfg.source.initial_domain, cfg.mailboxes.external_email_address)

@@ -74,6 +74,10 @@ foreach ($id in $Identity) {
         LitigationHoldEnabled = [string]$mailbox.LitigationHoldEnabled
         InPlaceHolds = @($mailbox.InPlaceHolds | ForEach-Object { [string]$_ })
         ArchiveStatus = [string]$mailbox.ArchiveStatus
+        DelayHoldApplied = [string]$mailbox.DelayHoldApplied
+        DelayReleaseHoldApplied = [string]$mailbox.DelayReleaseHoldApplied
+        ComplianceTagHoldApplied = [string]$mailbox.ComplianceTagHoldApplied
+        MailboxLocations = @($mailbox.MailboxLocations | ForEach-Object { [string]$_ })
     }
     $objects.Add([pscustomobject]$record)
     $flat = [ordered]@{}

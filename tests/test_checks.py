@@ -1,0 +1,58 @@
+"""Offline pre-flight findings from the export's optional columns."""
+
+from __future__ import annotations
+
+from runbook.checks import DuplicateCheck, row_findings
+from runbook.exports.model import RawRow, to_mailbox
+
+from .test_exports import mailbox_row
+
+
+def findings(**columns: str) -> list[str]:
+    row = mailbox_row("anna")
+    row.update(columns)
+    mbx, problems = to_mailbox(RawRow(7, row), "e.csv")
+    assert problems == [] and mbx is not None
+    return [f"{p.field}: {p.message}" for p in row_findings(mbx, "e.csv")]
+
+
+def test_a_movable_mailbox_has_no_findings() -> None:
+    assert findings(RecipientTypeDetails="SharedMailbox", LitigationHoldEnabled="False",
+                    InPlaceHolds="-mbxb4e7f3a8c9d04e1f8a2b3c4d5e6f7a8b:1", MailboxLocations="1;a;Primary") == []
+
+
+def test_holds_are_blockers() -> None:
+    found = findings(LitigationHoldEnabled="True",
+                     InPlaceHolds="mbx6a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d:2;UniH7a1b2c3d;c0f3d1e2b4a5968778695a4b3c2d1e0f",
+                     DelayHoldApplied="True", ComplianceTagHoldApplied="False")
+    assert [f.split(":")[0] for f in found] == ["LitigationHoldEnabled", "InPlaceHolds", "InPlaceHolds",
+                                                "InPlaceHolds", "DelayHoldApplied"]
+
+
+def test_unsupported_types_and_too_many_aux_archives() -> None:
+    aux = ";".join(f"1;{i};AuxArchive" for i in range(13))
+    found = findings(RecipientTypeDetails="GroupMailbox", MailboxLocations=aux)
+    assert found == [
+        "RecipientTypeDetails: GroupMailbox cannot be moved by cross-tenant mailbox migration "
+        "(user, shared, room and equipment mailboxes can); remove the row",
+        "MailboxLocations: the mailbox has 13 auxiliary archives; at most 12 can be moved",
+    ]
+
+
+def test_a_bad_flag_value_is_reported() -> None:
+    row = mailbox_row("anna", LitigationHoldEnabled="maybe")
+    _, problems = to_mailbox(RawRow(3, row), "e.csv")
+    assert [str(p) for p in problems] == ["e.csv:3: LitigationHoldEnabled: expected True or False"]
+
+
+def test_duplicates_name_the_first_line() -> None:
+    check = DuplicateCheck("e.csv")
+    assert check.check(2, "g1", "a1", "anna", "Anna@x.kr", ["anna@y.kr"]) == []
+    found = check.check(9, "g1", "a1", "ANNA", "anna@x.kr", ["ANNA@y.kr"])
+    assert [str(p) for p in found] == [
+        "e.csv:9: ExchangeGuid: g1 is the same as on line 2; each mailbox needs its own",
+        "e.csv:9: Alias: ANNA is the same as on line 2; each mailbox needs its own",
+        "e.csv:9: PrimarySmtpAddress: anna@x.kr is the same as on line 2; each mailbox needs its own",
+        "e.csv:9: ArchiveGuid: a1 is the same as on line 2; each mailbox needs its own",
+        "e.csv:9: EmailAddresses: target address ANNA@y.kr is the same as on line 2; each mailbox needs its own",
+    ]

@@ -1,0 +1,112 @@
+"""Large runbooks: chunked scripts, waves by column, automatic batches, the parallel path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from runbook import build
+from runbook.errors import InputError
+
+from .conftest import REPO, SAMPLE_CONFIG, syntax_errors, tree_files
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_render import generate  # noqa: E402
+
+
+def without_batches(tmp_path: Path, export: Path | None = None, **settings: object) -> Path:
+    text = SAMPLE_CONFIG.read_text(encoding="utf-8")
+    text = text[: text.index("[[batches]]")]
+    for key, value in settings.items():
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+    if export is not None:
+        text = text.replace('export = "csv/source-mailboxes.csv"', f'export = "{export.as_posix()}"')
+    else:
+        (tmp_path / "csv").mkdir(exist_ok=True)
+        (tmp_path / "csv" / "source-mailboxes.csv").write_bytes((SAMPLE_CONFIG.parent / "csv" / "source-mailboxes.csv").read_bytes())
+    config = tmp_path / "migration.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def users_in(script: bytes) -> list[str]:
+    return re.findall(r"'PrimarySmtpAddress' = '([^']*)'", script.decode("utf-8-sig"))
+
+
+def test_chunks_split_mailusers_and_both_preflights(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build.render(without_batches(tmp_path, chunk_size=5), out)
+    files = tree_files(out)
+    for folder, stem in (("target/05-mailusers", "mailusers"), ("source/05-preflight", "users"),
+                         ("target/06-preflight", "users")):
+        chunks = [files[f"{folder}/{stem}-{n:04d}.ps1"] for n in (1, 2, 3)]
+        assert [len(users_in(c)) for c in chunks] == [5, 5, 2], folder
+        assert f"{folder}/{stem}-0004.ps1" not in files
+    mapping = list(csv.DictReader(io.StringIO(files["mailboxes.csv"].decode())))
+    assert [row["MailUserScript"][-8:] for row in mapping] == ["0001.ps1"] * 5 + ["0002.ps1"] * 5 + ["0003.ps1"] * 2
+    assert [u for n in (1, 2, 3) for u in users_in(files[f"target/05-mailusers/mailusers-{n:04d}.ps1"])] == [
+        row["TargetPrimarySmtpAddress"] for row in mapping]
+
+
+def test_automatic_batches_respect_batch_size(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = build.render(without_batches(tmp_path, batch_size=5), out)
+    assert [len(b.targets) for b in result.prepared.batches] == [5, 5, 2]
+    assert [b.name for b in result.prepared.batches] == ["wingtiptoys-001", "wingtiptoys-002", "wingtiptoys-003"]
+    csvs = sorted((out / "target/08-new-migration-batches").glob("*.csv"))
+    assert [len(p.read_text().splitlines()) - 1 for p in csvs] == [5, 5, 2]
+
+
+def test_a_wave_selected_by_an_export_column(tmp_path: Path) -> None:
+    config = without_batches(tmp_path)
+    config.write_text(config.read_text() + '\n[[batches]]\nname = "Shared"\ncolumn = "recipienttypedetails"\n'
+                      'values = ["SharedMailbox"]\nauto_start = true\n', encoding="utf-8")
+    result = build.render(config, tmp_path / "out")
+    shared = result.prepared.batches[0]
+    assert shared.name == "Shared" and shared.auto_start
+    assert shared.targets == ["sales@tailspintoys.kr", "support@tailspintoys.kr", "finance@tailspintoys.kr"]
+    assert sum(len(b.targets) for b in result.prepared.batches) == 12
+
+
+def test_a_wave_on_a_missing_column_is_a_config_error(tmp_path: Path) -> None:
+    config = without_batches(tmp_path)
+    config.write_text(config.read_text() + '\n[[batches]]\nname = "Wave"\ncolumn = "Department"\nvalues = ["x"]\n',
+                      encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        build.validate(config)
+    assert [p.message for p in info.value.problems] == ["the export has no column Department"]
+    assert info.value.problems[0].line == 48  # the column = line of the appended [[batches]]
+
+
+def test_parallel_and_sequential_renders_are_identical(tmp_path: Path) -> None:
+    export = tmp_path / "big.csv"
+    generate(export, 2600)
+    config = without_batches(tmp_path, export=export, chunk_size=700, batch_size=1000)
+    build.render(config, tmp_path / "one", workers=0)
+    build.render(config, tmp_path / "two", workers=2)
+    one, two = tree_files(tmp_path / "one"), tree_files(tmp_path / "two")
+    assert one == two
+    assert len([p for p in one if p.startswith("target/05-mailusers/")]) == 4
+    assert syntax_errors(one["target/05-mailusers/mailusers-0004.ps1"]) == []
+
+
+def test_parallel_path_reports_the_same_problems(tmp_path: Path) -> None:
+    export = tmp_path / "big.csv"
+    generate(export, 2100)
+    data = export.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    data[1500] = data[1500].replace("@wingtiptoys.kr", "@contoso.com", 1)
+    data[2001] = data[2001].replace('"user', '"use r', 1)
+    export.write_text("".join(data), encoding="utf-8-sig")
+    config = without_batches(tmp_path, export=export)
+    found = {}
+    for workers in (0, 2):
+        with pytest.raises(InputError) as info:
+            build.validate(config, workers=workers)
+        found[workers] = [(p.line, p.field) for p in info.value.problems if p.severity == "error"]
+    assert found[0] == found[2]
+    assert {line for line, _ in found[0]} == {1501, 2002}
