@@ -66,7 +66,6 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     loaded = load_config(config, display=config_display)
     export, display = _export_location(loaded, mailboxes)
     renderer = ScriptRenderer(loaded)
-    group = {"Name": loaded.config.scope_group.name, "Alias": loaded.config.scope_group.alias}
     with OutputTree(out_dir) as tree:
         def write_chunk(number: int, records: list[PsCode]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
@@ -76,7 +75,7 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
                 P.TARGET_MAILUSERS, chunk=chunk, records=block, result_file=f"mailusers-{number:04d}.csv"),
                 "script", step=P.TARGET_MAILUSERS)
             tree.add(P.preflight_chunk_path(P.SOURCE_PREFLIGHT, number), renderer.render(
-                P.SOURCE_PREFLIGHT, chunk=chunk, records=block, group=group,
+                P.SOURCE_PREFLIGHT, chunk=chunk, records=block, target_tenant_id=str(loaded.config.target.tenant_id),
                 result_file=f"preflight-source-users-{number:04d}.csv"), "script", step=P.SOURCE_PREFLIGHT)
             tree.add(P.preflight_chunk_path(P.TARGET_PREFLIGHT, number), renderer.render(
                 P.TARGET_PREFLIGHT, chunk=chunk, records=block, delivery_domain=loaded.config.target_delivery_domain,
@@ -91,6 +90,17 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     return Rendered(loaded, prepared, prepared.warnings, out_dir=tree.final, files=files)
 
 
+def scope_groups(loaded: LoadedConfig, prepared: Prepared) -> list[dict[str, object]]:
+    """The scope groups and their members: at most ``max_members`` each, in export order."""
+    size = loaded.config.scope_group.max_members
+    sources = [a.source_primary for a in prepared.assignments]
+    count = max(1, -(-len(sources) // size))
+    return [
+        {"Name": name, "Alias": alias, "Members": sources[i * size:(i + 1) * size]}
+        for i, (name, alias) in enumerate(loaded.config.scope_group.names(count))
+    ]
+
+
 def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfig, prepared: Prepared) -> None:
     """Render every step except the MailUser chunks, which were written while streaming."""
     cfg = loaded.config
@@ -103,13 +113,14 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         "SecretReference": cfg.app.secret,
     }
     consent_url = cfg.consent_url()
-    group = {"Name": cfg.scope_group.name, "Alias": cfg.scope_group.alias}
+    groups = scope_groups(loaded, prepared)
+    group_names = [g["Name"] for g in groups]
     to_source = {"Name": cfg.organization_relationships.target_name, "PartnerTenantId": str(cfg.source.tenant_id)}
     to_target = {
         "Name": cfg.organization_relationships.source_name,
         "PartnerTenantId": str(cfg.target.tenant_id),
         "OAuthApplicationId": str(cfg.app.app_id),
-        "Scope": cfg.scope_group.name,
+        "Scopes": group_names,
     }
     batch_names = [b.name for b in prepared.batches]
     endpoint = {"Name": cfg.endpoint.name, "RemoteServer": cfg.hosts.exo_remote_server,
@@ -123,10 +134,9 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     single(P.TARGET_CUSTOMIZATION)
     single(P.TARGET_ENDPOINT, endpoint=endpoint, secret={"Kind": cfg.app.secret_kind, "Name": cfg.app.secret_name})
     single(P.TARGET_RELATIONSHIP, relationship=to_source)
-    single(P.SOURCE_SCOPE, group=group, members=[a.source_primary for a in prepared.assignments],
-           result_file="scope-group.csv")
+    single(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
     single(P.SOURCE_RELATIONSHIP, relationship=to_target)
-    single(P.SOURCE_EXPORT, group=group, csv_name=EXPORT_CSV_NAME, xml_name=EXPORT_XML_NAME)
+    single(P.SOURCE_EXPORT, scope_groups=group_names, csv_name=EXPORT_CSV_NAME, xml_name=EXPORT_XML_NAME)
     for step, context in (
         (P.SOURCE_PREFLIGHT, {"relationship": to_target}),
         (P.TARGET_PREFLIGHT, {"relationship": to_source, "endpoint": endpoint,
@@ -165,7 +175,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     single(P.TARGET_STATUS, batch_names=batch_names, result_file="batch-status.csv")
     single(P.TARGET_REMOVE, batch_names=batch_names)
     single(P.TARGET_TEARDOWN, endpoint_name=cfg.endpoint.name, relationship=to_source)
-    single(P.SOURCE_TEARDOWN, relationship=to_target, group=group)
+    single(P.SOURCE_TEARDOWN, relationship=to_target, scope_groups=group_names)
 
     tree.add(MAPPING_FILE, csv_bytes(
         ["Line", "SourcePrimarySmtpAddress", "TargetPrimarySmtpAddress", "Batch", "MailUserScript"],

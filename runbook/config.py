@@ -177,6 +177,14 @@ class OrganizationRelationships(_Model):
 class ScopeGroup(_Model):
     name: ExchangeName = Field(description="Mail-enabled security group in the source tenant")
     alias: Alias
+    max_members: int = Field(
+        default=10000, ge=1, le=100000,
+        description="Members per scope group; a larger move gets more groups, named NAME-2, NAME-3, ...",
+    )
+
+    def names(self, count: int) -> list[tuple[str, str]]:
+        """(name, alias) of ``count`` groups: the configured one, then numbered ones."""
+        return [(self.name, self.alias)] + [(f"{self.name}-{i}", f"{self.alias}-{i}") for i in range(2, count + 1)]
 
 
 class Mailboxes(_Model):

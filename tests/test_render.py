@@ -170,7 +170,7 @@ def test_every_template_inserts_data_only_through_ps_filters() -> None:
             if re.fullmatch(r"m\.\w+\(.*\)", expr):
                 continue
             last_filter = expr.rsplit("|", 1)[-1].strip() if "|" in expr else ""
-            if not re.match(r"ps_\w+$", last_filter):
+            if not re.match(r"ps_\w+(\(.*\))?$", last_filter):
                 offenders.append(f"{template.name}: {{{{ {expr} }}}}")
     assert offenders == []
 

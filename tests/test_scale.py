@@ -110,3 +110,20 @@ def test_parallel_path_reports_the_same_problems(tmp_path: Path) -> None:
         found[workers] = [(p.line, p.field) for p in info.value.problems if p.severity == "error"]
     assert found[0] == found[2]
     assert {line for line, _ in found[0]} == {1501, 2002}
+
+
+def test_a_large_move_gets_several_scope_groups_all_published(tmp_path: Path) -> None:
+    config = without_batches(tmp_path)
+    config.write_text(config.read_text().replace('alias = "t2t-migration-scope"',
+                                                 'alias = "t2t-migration-scope"\nmax_members = 5'), encoding="utf-8")
+    out = tmp_path / "out"
+    build.render(config, out)
+    scope = (out / "source/02-scope-group.ps1").read_text("utf-8-sig")
+    assert re.findall(r"'Name' = '([^']*)'", scope) == ["T2T-Migration-Scope", "T2T-Migration-Scope-2",
+                                                         "T2T-Migration-Scope-3"]
+    assert "'Alias' = 't2t-migration-scope-3'" in scope
+    assert syntax_errors(scope.encode()) == []
+    relationship = (out / "source/03-organization-relationship.ps1").read_text("utf-8-sig")
+    assert "'Scopes' = @('T2T-Migration-Scope', 'T2T-Migration-Scope-2', 'T2T-Migration-Scope-3')" in relationship
+    teardown = (out / "source/06-teardown.ps1").read_text("utf-8-sig")
+    assert "@('T2T-Migration-Scope', 'T2T-Migration-Scope-2', 'T2T-Migration-Scope-3')" in teardown

@@ -4,7 +4,7 @@
 .SYNOPSIS
     Exports the source mailboxes' properties for runbook (CSV and CLIXML). Read-only.
 .DESCRIPTION
-    By default exports the mailboxes in the scope group; -Identity exports the given ones.
+    By default exports the mailboxes in the scope group(s); -Identity exports the given ones.
     Multi-valued properties are joined with ';' in the CSV (an unjoined export shows only a type
     name such as System.Collections.ArrayList) and kept whole in the CLIXML file. FirstName and
     LastName come from Get-User: mailbox objects do not carry them.
@@ -26,7 +26,7 @@ $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
 $Runbook = [ordered]@{'Step' = 'source-export-mailboxes'; 'Side' = 'source'; 'Tenant' = 'Wingtip Toys'; 'TenantId' = 'a0c898ca-2445-4e74-ab4b-afd7916549a6'; 'InitialDomain' = 'm365x47686041.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
-$ScopeGroup = [ordered]@{'Name' = 'T2T-Migration-Scope'; 'Alias' = 't2t-migration-scope'}
+$ScopeGroupNames = @('T2T-Migration-Scope')
 $CsvName = 'source-mailboxes.csv'
 $XmlName = 'source-mailboxes.xml'
 
@@ -46,8 +46,10 @@ function Assert-RunbookTenant {
 Assert-RunbookTenant
 
 if (-not $Identity) {
-    $Identity = @(Get-DistributionGroupMember -Identity $ScopeGroup.Name -ResultSize Unlimited | Where-Object { [string]$_.RecipientTypeDetails -like '*Mailbox' } | ForEach-Object { [string]$_.PrimarySmtpAddress })
-    Write-Information ('{0} mailbox(es) in the scope group {1}.' -f $Identity.Count, $ScopeGroup.Name)
+    $Identity = @(foreach ($name in $ScopeGroupNames) {
+        Get-DistributionGroupMember -Identity $name -ResultSize Unlimited | Where-Object { [string]$_.RecipientTypeDetails -like '*Mailbox' } | ForEach-Object { [string]$_.PrimarySmtpAddress }
+    })
+    Write-Information ('{0} mailbox(es) in the scope group(s) {1}.' -f $Identity.Count, ($ScopeGroupNames -join ', '))
 }
 $rows = New-Object System.Collections.Generic.List[object]
 $objects = New-Object System.Collections.Generic.List[object]

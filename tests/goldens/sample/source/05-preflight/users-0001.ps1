@@ -7,7 +7,8 @@
     Read-only. For each mailbox: it exists and still has the ExchangeGuid and ArchiveGuid of the
     export the runbook was rendered from; its type can be moved; no hold applies (Litigation
     Hold, retention policies, eDiscovery, delay holds, retention labels); at most 12 auxiliary
-    archives; it is a member of the scope group; and whether the Cross Tenant User Data Migration
+    archives; it is a member of a group the organization relationship to the target publishes
+    (MailboxMovePublishedScopes); and whether the Cross Tenant User Data Migration
     licence (capability ExchangeT2TMbxMove) is on the source side (it may be on the target instead).
     Organization-wide holds show only in mailbox diagnostics and are not checked here.
 .NOTES
@@ -23,7 +24,7 @@ $InformationPreference = 'Continue'
 
 $Runbook = [ordered]@{'Step' = 'source-preflight'; 'Side' = 'source'; 'Tenant' = 'Wingtip Toys'; 'TenantId' = 'a0c898ca-2445-4e74-ab4b-afd7916549a6'; 'InitialDomain' = 'm365x47686041.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
 $Chunk = [ordered]@{'Number' = 1}
-$ScopeGroup = [ordered]@{'Name' = 'T2T-Migration-Scope'; 'Alias' = 't2t-migration-scope'}
+$TargetTenantId = 'afab079d-1f08-4de3-881e-435e497f923f'
 $MailUsers = @(
     [ordered]@{'Line' = 2; 'SourcePrimarySmtpAddress' = 'user01@wingtiptoys.kr'; 'Name' = 'User01'; 'DisplayName' = 'User01'; 'Alias' = 'User01'; 'FirstName' = ''; 'LastName' = ''; 'UserPrincipalName' = 'user01@tailspintoys.kr'; 'PrimarySmtpAddress' = 'user01@tailspintoys.kr'; 'ExternalEmailAddress' = 'user01@wingtiptoys.kr'; 'ExchangeGuid' = '234fbab4-e2e6-5709-a82e-a9dfbeb10922'; 'ArchiveGuid' = $null; 'EmailAddresses' = @('X500:/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=ba335e273c1f54ffb3316cda12b23344-User01', 'smtp:user01@m365x79002307.onmicrosoft.com')}
     [ordered]@{'Line' = 3; 'SourcePrimarySmtpAddress' = 'minjun.kim@wingtiptoys.kr'; 'Name' = 'minjun.kim'; 'DisplayName' = '김민준 (Kim Min-jun)'; 'Alias' = 'minjun.kim'; 'FirstName' = '민준'; 'LastName' = '김'; 'UserPrincipalName' = 'minjun.kim@tailspintoys.kr'; 'PrimarySmtpAddress' = 'minjun.kim@tailspintoys.kr'; 'ExternalEmailAddress' = 'minjun.kim@wingtiptoys.kr'; 'ExchangeGuid' = '0bf0b683-be1a-59a5-babf-81698ccb97f6'; 'ArchiveGuid' = '1800c787-9d18-5d12-9ee0-46a280f2d50c'; 'EmailAddresses' = @('X500:/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=b4b639b14a105203bfcf1aabf635286c-minjun.k', 'smtp:minjun.kim@m365x79002307.onmicrosoft.com')}
@@ -88,8 +89,15 @@ function Complete-RunbookFindings {
 
 $SupportedTypes = @('UserMailbox', 'SharedMailbox', 'RoomMailbox', 'EquipmentMailbox')
 $members = @{}
-foreach ($member in @(Get-DistributionGroupMember -Identity $ScopeGroup.Name -ResultSize Unlimited -ErrorAction SilentlyContinue)) {
-    $members[[string]$member.PrimarySmtpAddress] = $true
+$relationship = @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $TargetTenantId }) | Select-Object -First 1
+$published = if ($relationship) { @($relationship.MailboxMovePublishedScopes | ForEach-Object { [string]$_ }) } else { @() }
+if ($published.Count -eq 0) {
+    Add-RunbookFinding -Scope 'Organization' -Item $TargetTenantId -Check 'scope groups published' -Result 'fail' -Detail 'no organization relationship to the target publishes a scope group; run the relationship script'
+}
+foreach ($name in $published) {
+    foreach ($member in @(Get-DistributionGroupMember -Identity $name -ResultSize Unlimited -ErrorAction SilentlyContinue)) {
+        $members[[string]$member.PrimarySmtpAddress] = $true
+    }
 }
 $activity = 'Source pre-flight, chunk {0}' -f $Chunk.Number
 $position = 0
@@ -132,7 +140,7 @@ foreach ($entry in $MailUsers) {
         Add-RunbookFinding -Scope 'User' -Item $address -Check 'no hold' -Result $(if ($holds.Count -eq 0) { 'ok' } else { 'fail' }) -Detail ($holds -join ';')
         $auxArchives = @($mailbox.MailboxLocations | Where-Object { [string]$_ -like '*auxArchive*' }).Count
         Add-RunbookFinding -Scope 'User' -Item $address -Check 'at most 12 auxiliary archives' -Result $(if ($auxArchives -le 12) { 'ok' } else { 'fail' }) -Detail ([string]$auxArchives)
-        Add-RunbookFinding -Scope 'User' -Item $address -Check 'member of the scope group' -Result $(if ($members.ContainsKey([string]$mailbox.PrimarySmtpAddress)) { 'ok' } else { 'fail' })
+        Add-RunbookFinding -Scope 'User' -Item $address -Check 'member of a published scope group' -Result $(if ($members.ContainsKey([string]$mailbox.PrimarySmtpAddress)) { 'ok' } else { 'fail' })
         $licensed = @($mailbox.PersistedCapabilities | ForEach-Object { [string]$_ }) -contains 'ExchangeT2TMbxMove'
         Add-RunbookFinding -Scope 'User' -Item $address -Check 'migration licence on the source' -Result 'info' -Detail $(if ($licensed) { 'yes' } else { 'no: the target MailUser needs it then' })
     } catch {
