@@ -69,16 +69,16 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     with OutputTree(out_dir) as tree:
         def write_chunk(number: int, records: list[PsCode]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
-            block = PsCode("".join([f"    {record}\n" for record in records]))
+            block = "".join([f"    {record}\n" for record in records]).encode("utf-8")
             chunk = {"Number": number}
-            tree.add(P.mailuser_chunk_path(number), renderer.render(
-                P.TARGET_MAILUSERS, chunk=chunk, records=block, result_file=f"mailusers-{number:04d}.csv"),
+            tree.add(P.mailuser_chunk_path(number), renderer.render_around(
+                P.TARGET_MAILUSERS, block, chunk=chunk, result_file=f"mailusers-{number:04d}.csv"),
                 "script", step=P.TARGET_MAILUSERS)
-            tree.add(P.preflight_chunk_path(P.SOURCE_PREFLIGHT, number), renderer.render(
-                P.SOURCE_PREFLIGHT, chunk=chunk, records=block, target_tenant_id=str(loaded.config.target.tenant_id),
+            tree.add(P.preflight_chunk_path(P.SOURCE_PREFLIGHT, number), renderer.render_around(
+                P.SOURCE_PREFLIGHT, block, chunk=chunk, target_tenant_id=str(loaded.config.target.tenant_id),
                 result_file=f"preflight-source-users-{number:04d}.csv"), "script", step=P.SOURCE_PREFLIGHT)
-            tree.add(P.preflight_chunk_path(P.TARGET_PREFLIGHT, number), renderer.render(
-                P.TARGET_PREFLIGHT, chunk=chunk, records=block, delivery_domain=loaded.config.target_delivery_domain,
+            tree.add(P.preflight_chunk_path(P.TARGET_PREFLIGHT, number), renderer.render_around(
+                P.TARGET_PREFLIGHT, block, chunk=chunk, delivery_domain=loaded.config.target_delivery_domain,
                 result_file=f"preflight-target-users-{number:04d}.csv"), "script", step=P.TARGET_PREFLIGHT)
 
         prepared = prepare(loaded, export, display, on_chunk=write_chunk, progress=progress, workers=workers)

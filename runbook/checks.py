@@ -14,34 +14,40 @@ from .exports.model import SourceMailbox
 
 
 class DuplicateCheck:
-    """Finds values that must be unique across the export, naming both rows."""
+    """Finds values that must be unique across the export, naming both rows.
 
-    KINDS = ("ExchangeGuid", "ArchiveGuid", "Alias", "PrimarySmtpAddress", "target address")
+    It sees every row of the largest exports, so it keeps one plain dict per key (folded value
+    -> first line) and touches each only once per value.
+    """
 
     def __init__(self, display: str) -> None:
         self.display = display
-        self._seen: dict[str, dict[str, int]] = {kind: {} for kind in self.KINDS}
-
-    def _duplicate(self, kind: str, key: str, line: int, shown: str) -> Problem | None:
-        first = self._seen[kind].setdefault(key, line)
-        if first == line:
-            return None
-        field = "EmailAddresses" if kind == "target address" else kind
-        return Problem(self.display, line, field, f"{shown} is the same as on line {first}; each mailbox needs its own")
+        self._exchange: dict[str, int] = {}
+        self._archive: dict[str, int] = {}
+        self._alias: dict[str, int] = {}
+        self._primary: dict[str, int] = {}
+        self._targets: dict[str, int] = {}
 
     def check(self, line: int, exchange_guid: str, archive_guid: str | None, alias: str, primary: str,
               target_addresses: Sequence[str]) -> list[Problem]:
         """Duplicates of this row's keys among the rows before it."""
-        found = [
-            self._duplicate("ExchangeGuid", exchange_guid, line, exchange_guid),
-            self._duplicate("Alias", alias.casefold(), line, alias),
-            self._duplicate("PrimarySmtpAddress", primary.casefold(), line, primary),
-        ]
-        if archive_guid:
-            found.append(self._duplicate("ArchiveGuid", archive_guid, line, archive_guid))
+        found: list[Problem] = []
+        if (first := self._exchange.setdefault(exchange_guid, line)) != line:
+            found.append(self._problem(line, "ExchangeGuid", exchange_guid, first))
+        if (first := self._alias.setdefault(alias.casefold(), line)) != line:
+            found.append(self._problem(line, "Alias", alias, first))
+        if (first := self._primary.setdefault(primary.casefold(), line)) != line:
+            found.append(self._problem(line, "PrimarySmtpAddress", primary, first))
+        if archive_guid and (first := self._archive.setdefault(archive_guid, line)) != line:
+            found.append(self._problem(line, "ArchiveGuid", archive_guid, first))
+        targets = self._targets
         for address in target_addresses:
-            found.append(self._duplicate("target address", address.casefold(), line, f"target address {address}"))
-        return [p for p in found if p is not None]
+            if (first := targets.setdefault(address.casefold(), line)) != line:
+                found.append(self._problem(line, "EmailAddresses", f"target address {address}", first))
+        return found
+
+    def _problem(self, line: int, field: str, shown: str, first: int) -> Problem:
+        return Problem(self.display, line, field, f"{shown} is the same as on line {first}; each mailbox needs its own")
 
 
 class DroppedDomains:

@@ -186,11 +186,13 @@ class _Pass:
         if isinstance(result, Problem):
             self.add([result])
             return
-        self.add(result.problems)
+        if result.problems:
+            self.add(result.problems)
         if result.keys is None:
             return
         dupes = self.duplicates.check(result.line, *result.keys, result.smtp_addresses)
-        self.add(dupes)
+        if dupes:
+            self.add(dupes)
         if result.dropped:
             self.dropped.add(result.dropped, result.line)
         if result.record is None or result.target_primary is None or dupes:

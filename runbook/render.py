@@ -23,6 +23,7 @@ from . import __version__
 from .config import LoadedConfig, Tenant
 from .errors import RefusedError
 from .plan import STEPS, Step
+from .powershell import PsCode
 from .templating import make_environment
 
 BOM = b"\xef\xbb\xbf"
@@ -180,6 +181,23 @@ class ScriptRenderer:
         template = self.env.get_template(f"ps1/{name}")
         text = template.render(meta=self.meta(step), **context)
         return BOM + text.encode("utf-8")
+
+
+    def render_around(self, step: Step, block: bytes, **context: Any) -> bytes:
+        """Render ``step`` with ``records`` standing for ``block``: already quoted, already UTF-8.
+
+        The same records go into a MailUser script and both pre-flight scripts; encoding them
+        once and splicing the bytes in saves re-encoding a large block for every file.
+        """
+        text = self.render(step, records=_BLOCK_MARK, **context)
+        head, sep, tail = text.partition(_BLOCK_MARK_BYTES)
+        assert sep and _BLOCK_MARK_BYTES not in tail, "the template must show records exactly once"
+        return head + block + tail
+
+
+# NUL never reaches a script (the quoting module refuses it), so it cannot collide with data.
+_BLOCK_MARK = PsCode("\x00records\x00")
+_BLOCK_MARK_BYTES = _BLOCK_MARK.encode("utf-8")
 
 
 def render_markdown(template: str, **context: Any) -> bytes:

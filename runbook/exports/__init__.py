@@ -13,7 +13,6 @@ from typing import NamedTuple, Union
 from ..errors import InputError, Problem
 from .csvfile import CsvBlock, open_csv, parse_block, sniff_encoding
 from .model import RawRow, SourceMailbox, to_mailbox
-from .structured import open_structured
 
 __all__ = ["Block", "Export", "RawRow", "SourceMailbox", "open_export", "read_export", "rows_of", "to_mailbox"]
 
@@ -35,6 +34,8 @@ def open_export(path: Path, display: str) -> Export:
     if kind == "csv":
         columns, blocks = open_csv(path, display)
         return Export(columns, blocks)
+    from .structured import open_structured  # psrpcore costs start-up time; only load it when needed
+
     columns, structured = open_structured(path, display, kind)
     return Export(columns, structured)
 
