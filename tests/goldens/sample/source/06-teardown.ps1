@@ -36,7 +36,15 @@ function Assert-RunbookTenant {
 }
 Assert-RunbookTenant
 
-$existing = @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $Relationship.PartnerTenantId })
+# An organization relationship is found by the partner's tenant id in DomainNames, as Microsoft's steps do.
+function Get-RunbookRelationship {
+    param(
+        [Parameter(Mandatory)] [string] $PartnerTenantId
+    )
+    @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $PartnerTenantId })
+}
+
+$existing = @(Get-RunbookRelationship -PartnerTenantId $Relationship.PartnerTenantId)
 foreach ($current in $existing) {
     if ($PSCmdlet.ShouldProcess($current.Name, 'Remove-OrganizationRelationship')) {
         Remove-OrganizationRelationship -Identity $current.Identity -Confirm:$false

@@ -35,8 +35,16 @@ function Assert-RunbookTenant {
 }
 Assert-RunbookTenant
 
+# An organization relationship is found by the partner's tenant id in DomainNames, as Microsoft's steps do.
+function Get-RunbookRelationship {
+    param(
+        [Parameter(Mandatory)] [string] $PartnerTenantId
+    )
+    @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $PartnerTenantId })
+}
+
 $all = @(Get-OrganizationRelationship)
-$existing = @($all | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $Relationship.PartnerTenantId })
+$existing = @(Get-RunbookRelationship -PartnerTenantId $Relationship.PartnerTenantId)
 if ($existing.Count -gt 1) {
     throw ('{0} organization relationships point at tenant {1}: {2}. Keep one and run again.' -f $existing.Count, $Relationship.PartnerTenantId, (($existing | ForEach-Object { $_.Name }) -join ', '))
 }

@@ -35,6 +35,14 @@ function Assert-RunbookTenant {
 }
 Assert-RunbookTenant
 
+# An organization relationship is found by the partner's tenant id in DomainNames, as Microsoft's steps do.
+function Get-RunbookRelationship {
+    param(
+        [Parameter(Mandatory)] [string] $PartnerTenantId
+    )
+    @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $PartnerTenantId })
+}
+
 $inUse = @(Get-MigrationBatch | Where-Object { [string]$_.SourceEndpoint -eq $EndpointName })
 if ($inUse.Count -gt 0) {
     throw ('{0} migration batch(es) still use the endpoint {1}: {2}. Complete and remove them first.' -f $inUse.Count, $EndpointName, (($inUse | ForEach-Object { [string]$_.Identity }) -join ', '))
@@ -47,7 +55,7 @@ if (Get-MigrationEndpoint -Identity $EndpointName -ErrorAction SilentlyContinue)
 } else {
     Write-Information ('The migration endpoint {0} is already gone.' -f $EndpointName)
 }
-$existing = @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $Relationship.PartnerTenantId })
+$existing = @(Get-RunbookRelationship -PartnerTenantId $Relationship.PartnerTenantId)
 foreach ($current in $existing) {
     if ($PSCmdlet.ShouldProcess($current.Name, 'Remove-OrganizationRelationship')) {
         Remove-OrganizationRelationship -Identity $current.Identity -Confirm:$false

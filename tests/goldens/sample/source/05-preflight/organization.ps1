@@ -36,6 +36,14 @@ function Assert-RunbookTenant {
 }
 Assert-RunbookTenant
 
+# An organization relationship is found by the partner's tenant id in DomainNames, as Microsoft's steps do.
+function Get-RunbookRelationship {
+    param(
+        [Parameter(Mandatory)] [string] $PartnerTenantId
+    )
+    @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $PartnerTenantId })
+}
+
 # One finding per check; the script ends with an error when any check failed. Read-only.
 $RunbookFindings = New-Object System.Collections.Generic.List[object]
 function Add-RunbookFinding {
@@ -82,7 +90,7 @@ foreach ($name in $Relationship.Scopes) {
     }
 }
 
-$relationships = @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $Relationship.PartnerTenantId })
+$relationships = @(Get-RunbookRelationship -PartnerTenantId $Relationship.PartnerTenantId)
 if ($relationships.Count -ne 1) {
     Add-RunbookFinding -Scope $orgScope -Item $Relationship.PartnerTenantId -Check 'organization relationship' -Result 'fail' -Detail ('{0} relationship(s) point at the target tenant; exactly one is needed' -f $relationships.Count)
 } else {

@@ -55,6 +55,14 @@ function Assert-RunbookTenant {
 }
 Assert-RunbookTenant
 
+# An organization relationship is found by the partner's tenant id in DomainNames, as Microsoft's steps do.
+function Get-RunbookRelationship {
+    param(
+        [Parameter(Mandatory)] [string] $PartnerTenantId
+    )
+    @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $PartnerTenantId })
+}
+
 # One finding per check; the script ends with an error when any check failed. Read-only.
 $RunbookFindings = New-Object System.Collections.Generic.List[object]
 function Add-RunbookFinding {
@@ -89,7 +97,7 @@ function Complete-RunbookFindings {
 
 $SupportedTypes = @('UserMailbox', 'SharedMailbox', 'RoomMailbox', 'EquipmentMailbox')
 $members = @{}
-$relationship = @(Get-OrganizationRelationship | Where-Object { @($_.DomainNames | ForEach-Object { [string]$_ }) -contains $TargetTenantId }) | Select-Object -First 1
+$relationship = @(Get-RunbookRelationship -PartnerTenantId $TargetTenantId) | Select-Object -First 1
 $published = if ($relationship) { @($relationship.MailboxMovePublishedScopes | ForEach-Object { [string]$_ }) } else { @() }
 if ($published.Count -eq 0) {
     Add-RunbookFinding -Scope 'Organization' -Item $TargetTenantId -Check 'scope groups published' -Result 'fail' -Detail 'no organization relationship to the target publishes a scope group; run the relationship script'
