@@ -11,8 +11,8 @@ from pathlib import Path
 
 from . import __version__
 from . import plan as P
-from .config import LoadedConfig, load_config
-from .errors import Problem
+from .config import MAX_NAME_LENGTH, LoadedConfig, load_config
+from .errors import InputError, Problem
 from .powershell import PsCode
 from .prepare import Prepared, Progress, prepare
 from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown
@@ -95,9 +95,17 @@ def scope_groups(loaded: LoadedConfig, prepared: Prepared) -> list[dict[str, obj
     size = loaded.config.scope_group.max_members
     sources = [a.source_primary for a in prepared.assignments]
     count = max(1, -(-len(sources) // size))
+    names = loaded.config.scope_group.names(count)
+    too_long = [name for pair in names for name in pair if len(name) > MAX_NAME_LENGTH]
+    if too_long:
+        raise InputError([Problem(
+            loaded.display, loaded.line_of("scope_group", "name"), "scope_group.name",
+            f"{count} scope groups are needed (max_members = {size}); the numbered name {too_long[-1]!r} "
+            f"would be longer than {MAX_NAME_LENGTH} characters: shorten name and alias",
+        )])
     return [
         {"Name": name, "Alias": alias, "Members": sources[i * size:(i + 1) * size]}
-        for i, (name, alias) in enumerate(loaded.config.scope_group.names(count))
+        for i, (name, alias) in enumerate(names)
     ]
 
 

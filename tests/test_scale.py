@@ -127,3 +127,14 @@ def test_a_large_move_gets_several_scope_groups_all_published(tmp_path: Path) ->
     assert "'Scopes' = @('T2T-Migration-Scope', 'T2T-Migration-Scope-2', 'T2T-Migration-Scope-3')" in relationship
     teardown = (out / "source/06-teardown.ps1").read_text("utf-8-sig")
     assert "@('T2T-Migration-Scope', 'T2T-Migration-Scope-2', 'T2T-Migration-Scope-3')" in teardown
+
+
+def test_numbered_scope_group_names_must_fit(tmp_path: Path) -> None:
+    config = without_batches(tmp_path)
+    long_name = "S" * 63
+    config.write_text(config.read_text().replace('name = "T2T-Migration-Scope"', f'name = "{long_name}"')
+                      .replace('alias = "t2t-migration-scope"', 'alias = "t2t"\nmax_members = 5'), encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        build.render(config, tmp_path / "out")
+    assert [p.field for p in info.value.problems] == ["scope_group.name"]
+    assert not (tmp_path / "out").exists()
