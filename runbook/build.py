@@ -57,6 +57,7 @@ def validate(config: Path, *, mailboxes: Path | None = None, progress: Progress 
     loaded = load_config(config, display=config_display)
     export, display = _export_location(loaded, mailboxes)
     prepared = prepare(loaded, export, display, progress=progress, workers=workers)
+    scope_groups(loaded, prepared)  # checks that the numbered group names fit
     return Report(loaded, prepared, prepared.warnings)
 
 

@@ -134,7 +134,8 @@ def test_numbered_scope_group_names_must_fit(tmp_path: Path) -> None:
     long_name = "S" * 63
     config.write_text(config.read_text().replace('name = "T2T-Migration-Scope"', f'name = "{long_name}"')
                       .replace('alias = "t2t-migration-scope"', 'alias = "t2t"\nmax_members = 5'), encoding="utf-8")
-    with pytest.raises(InputError) as info:
-        build.render(config, tmp_path / "out")
-    assert [p.field for p in info.value.problems] == ["scope_group.name"]
+    for run in (lambda: build.validate(config), lambda: build.render(config, tmp_path / "out")):
+        with pytest.raises(InputError) as info:
+            run()
+        assert [p.field for p in info.value.problems] == ["scope_group.name"]
     assert not (tmp_path / "out").exists()
