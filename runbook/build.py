@@ -5,16 +5,20 @@ Both return results and raise :class:`~runbook.errors.RunbookError` subclasses; 
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
 from . import plan as P
+from .batches import PlannedBatch
 from .config import MAX_NAME_LENGTH, LoadedConfig, load_config
 from .errors import InputError, Problem
+from .notices import Notice, load_notice
+from .plan import Plan
 from .powershell import PsCode
-from .prepare import Prepared, Progress, prepare
+from .prepare import Assignment, Prepared, Progress, prepare
 from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown
 
 MAPPING_FILE = "mailboxes.csv"
@@ -56,9 +60,46 @@ def validate(config: Path, *, mailboxes: Path | None = None, progress: Progress 
     """Run every offline check; raise :class:`InputError` listing all problems."""
     loaded = load_config(config, display=config_display)
     export, display = _export_location(loaded, mailboxes)
-    prepared = prepare(loaded, export, display, progress=progress, workers=workers)
-    scope_groups(loaded, prepared)  # checks that the numbered group names fit
+    notice, notice_problems = load_notice(loaded)
+    prepared = _prepare(loaded, export, display, notice_problems, progress=progress, workers=workers)
+    _check_prepared(loaded, prepared, notice)
     return Report(loaded, prepared, prepared.warnings)
+
+
+def _prepare(loaded: LoadedConfig, export: Path, display: str, earlier: list[Problem], **kwargs: object) -> Prepared:
+    """Run :func:`prepare`, reporting problems found before it together with its own."""
+    try:
+        prepared = prepare(loaded, export, display, **kwargs)  # type: ignore[arg-type]
+    except InputError as exc:
+        raise InputError([*earlier, *exc.problems]) from None
+    if any(p.severity == "error" for p in earlier):
+        raise InputError([*earlier, *prepared.warnings])
+    prepared.warnings = [*earlier, *prepared.warnings]
+    return prepared
+
+
+def _check_prepared(loaded: LoadedConfig, prepared: Prepared, notice: Notice | None) -> None:
+    """Checks that need the whole export read: scope group names, cut-over times of notices."""
+    problems: list[Problem] = []
+    try:
+        scope_groups(loaded, prepared)
+    except InputError as exc:
+        problems.extend(exc.problems)
+    if notice is not None and notice.uses("cutover"):
+        for batch in prepared.batches:
+            if cutover_of(loaded, batch) is None:
+                problems.append(Problem(loaded.display, loaded.line_of("notify"), "notify.cutover",
+                                        f"batch {batch.name} has no complete_after and [notify] has no cutover, "
+                                        "but the notice uses {cutover}"))
+    if problems:
+        raise InputError(problems)
+
+
+def cutover_of(loaded: LoadedConfig, batch: PlannedBatch) -> datetime.datetime | None:
+    """When a batch's users switch: its complete_after, else [notify] cutover."""
+    if batch.options and batch.options.complete_after:
+        return batch.options.complete_after
+    return loaded.config.notify.cutover if loaded.config.notify else None
 
 
 def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progress: Progress | None = None,
@@ -66,25 +107,30 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     """Validate, then write the whole runbook to ``out_dir``, replacing it atomically."""
     loaded = load_config(config, display=config_display)
     export, display = _export_location(loaded, mailboxes)
+    notice, notice_problems = load_notice(loaded)
     renderer = ScriptRenderer(loaded)
-    with OutputTree(out_dir) as tree:
+    plan = Plan(loaded.config)
+    with OutputTree(out_dir, plan.order()) as tree:
         def write_chunk(number: int, records: list[PsCode]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
             block = "".join([f"    {record}\n" for record in records]).encode("utf-8")
             chunk = {"Number": number}
-            tree.add(P.mailuser_chunk_path(number), renderer.render_around(
-                P.TARGET_MAILUSERS, block, chunk=chunk, result_file=f"mailusers-{number:04d}.csv"),
-                "script", step=P.TARGET_MAILUSERS)
-            tree.add(P.preflight_chunk_path(P.SOURCE_PREFLIGHT, number), renderer.render_around(
-                P.SOURCE_PREFLIGHT, block, chunk=chunk, target_tenant_id=str(loaded.config.target.tenant_id),
-                result_file=f"preflight-source-users-{number:04d}.csv"), "script", step=P.SOURCE_PREFLIGHT)
-            tree.add(P.preflight_chunk_path(P.TARGET_PREFLIGHT, number), renderer.render_around(
-                P.TARGET_PREFLIGHT, block, chunk=chunk, delivery_domain=loaded.config.target_delivery_domain,
-                result_file=f"preflight-target-users-{number:04d}.csv"), "script", step=P.TARGET_PREFLIGHT)
+            for step, stem, context in (
+                (P.TARGET_MAILUSERS, "mailusers", {"result_file": f"mailusers-{number:04d}.csv"}),
+                (P.SOURCE_PREFLIGHT, "users", {"target_tenant_id": str(loaded.config.target.tenant_id),
+                                               "result_file": f"preflight-source-users-{number:04d}.csv"}),
+                (P.TARGET_PREFLIGHT, "users", {"delivery_domain": loaded.config.target_delivery_domain,
+                                               "result_file": f"preflight-target-users-{number:04d}.csv"}),
+            ):
+                numbered = plan[step]
+                tree.add(plan.chunk_path(step, stem, number),
+                         renderer.render_around(numbered, block, chunk=chunk, **context), "script", step=numbered)
 
-        prepared = prepare(loaded, export, display, on_chunk=write_chunk, progress=progress, workers=workers)
-        _write_steps(tree, renderer, loaded, prepared)
-        readme = _runbook_markdown(tree, loaded, prepared, export)
+        prepared = _prepare(loaded, export, display, notice_problems, on_chunk=write_chunk, progress=progress,
+                            workers=workers)
+        _check_prepared(loaded, prepared, notice)
+        _write_steps(tree, renderer, loaded, prepared, plan, notice)
+        readme = _runbook_markdown(tree, loaded, prepared, plan, export)
         tree.add("RUNBOOK.md", readme, "runbook")
         files = tree.commit({"runbook_version": __version__, "source_tenant": str(loaded.config.source.tenant_id),
                              "target_tenant": str(loaded.config.target.tenant_id)})
@@ -110,8 +156,9 @@ def scope_groups(loaded: LoadedConfig, prepared: Prepared) -> list[dict[str, obj
     ]
 
 
-def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfig, prepared: Prepared) -> None:
-    """Render every step except the MailUser chunks, which were written while streaming."""
+def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfig, prepared: Prepared,
+                 plan: Plan, notice: Notice | None) -> None:
+    """Render every step except the MailUser and pre-flight chunks, written while streaming."""
     cfg = loaded.config
     app = {
         "AppId": str(cfg.app.app_id),
@@ -134,76 +181,126 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     batch_names = [b.name for b in prepared.batches]
     endpoint = {"Name": cfg.endpoint.name, "RemoteServer": cfg.hosts.exo_remote_server,
                 "RemoteTenant": cfg.source.initial_domain, "ApplicationId": str(cfg.app.app_id)}
+    by_batch: dict[str, list[Assignment]] = {b.name: [] for b in prepared.batches}
+    for assignment in prepared.assignments:
+        by_batch[assignment.batch].append(assignment)
 
-    def single(step: P.Step, **context: object) -> None:
-        tree.add(step.path, renderer.render(step, **context), "script", step=step)
+    def add(step: P.Step, path: str | None = None, **context: object) -> None:
+        numbered = plan[step]
+        tree.add(path or numbered.path, renderer.render(numbered, **context), "script", step=numbered)
 
-    single(P.TARGET_APP, app=app, consent_url=consent_url)
-    single(P.SOURCE_VERIFY_CONSENT, app=app, consent_url=consent_url)
-    single(P.TARGET_CUSTOMIZATION)
-    single(P.TARGET_ENDPOINT, endpoint=endpoint, secret={"Kind": cfg.app.secret_kind, "Name": cfg.app.secret_name})
-    single(P.TARGET_RELATIONSHIP, relationship=to_source)
-    single(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
-    single(P.SOURCE_RELATIONSHIP, relationship=to_target)
-    single(P.SOURCE_EXPORT, scope_groups=group_names, csv_name=EXPORT_CSV_NAME, xml_name=EXPORT_XML_NAME)
+    def in_folder(step: P.Step, name: str) -> str:
+        return f"{plan[step].path}/{name}"
+
+    add(P.TARGET_APP, app=app, consent_url=consent_url)
+    add(P.SOURCE_VERIFY_CONSENT, app=app, consent_url=consent_url)
+    add(P.TARGET_CUSTOMIZATION)
+    add(P.TARGET_ENDPOINT, endpoint=endpoint, secret={"Kind": cfg.app.secret_kind, "Name": cfg.app.secret_name})
+    add(P.TARGET_RELATIONSHIP, relationship=to_source)
+    add(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
+    add(P.SOURCE_RELATIONSHIP, relationship=to_target)
+    if cfg.sync is not None:
+        sync = {
+            "Name": cfg.sync_name,
+            "SourceTenantId": str(cfg.source.tenant_id),
+            "TargetTenantId": str(cfg.target.tenant_id),
+            "Users": list(cfg.sync.users),
+            "Groups": list(cfg.sync.groups),
+            "TestUser": cfg.sync.test_user,
+            "Start": cfg.sync.start,
+        }
+        add(P.TARGET_SYNC, sync=sync)
+        add(P.SOURCE_SYNC, sync=sync)
+        add(P.SOURCE_SYNC_STATUS, sync=sync, result_file="cross-tenant-sync-status.csv")
+    add(P.SOURCE_EXPORT, scope_groups=group_names, csv_name=EXPORT_CSV_NAME, xml_name=EXPORT_XML_NAME)
     for step, context in (
         (P.SOURCE_PREFLIGHT, {"relationship": to_target}),
         (P.TARGET_PREFLIGHT, {"relationship": to_source, "endpoint": endpoint,
                               "domains": sorted({*cfg.domains.values(), cfg.target_delivery_domain})}),
     ):
-        tree.add(f"{step.path}/organization.ps1", renderer.render(
-            step, template_name=P.PREFLIGHT_ORGANIZATION_TEMPLATES[step.side],
-            result_file=f"preflight-{step.side}-organization.csv", **context), "script", step=step)
-    single(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
-           mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
+        add(step, in_folder(step, "organization.ps1"), template_name=P.PREFLIGHT_ORGANIZATION_TEMPLATES[step.side],
+            result_file=f"preflight-{step.side}-organization.csv", **context)
+    add(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
+        mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
+
+    snapshot_app = {"Purpose": "snapshots", "Roles": list(P.SNAPSHOT_ROLES)}
+    source_apps = [{**snapshot_app, "DisplayName": f"runbook mailbox snapshots ({cfg.source.name})"}]
+    if cfg.notify is not None:
+        source_apps.append({"Purpose": "notices", "Roles": list(P.NOTICE_ROLES),
+                            "DisplayName": f"runbook migration notices ({cfg.source.name})",
+                            "AppId": str(cfg.notify.app_id) if cfg.notify.app_id else None})
+    add(P.SOURCE_GRAPH_APPS, apps=[{"AppId": None, **a} for a in source_apps])
+    add(P.TARGET_GRAPH_APPS, apps=[{"AppId": None, **snapshot_app,
+                                    "DisplayName": f"runbook mailbox snapshots ({cfg.target.name})"}])
+    if cfg.notify is not None:
+        add(P.SOURCE_NOTICE_POLICY, policy={"Sender": cfg.notify.sender,
+                                            "AppId": str(cfg.notify.app_id) if cfg.notify.app_id else None})
 
     for batch in prepared.batches:
-        csv_path = f"{P.TARGET_BATCHES.path}/{batch.slug}.csv"
-        csv_entry = tree.add(csv_path, csv_bytes(["EmailAddress"], ([t] for t in batch.targets)), "batch-csv",
-                             step=P.TARGET_BATCHES)
-        options = batch.options
-        tree.add(f"{P.TARGET_BATCHES.path}/{batch.slug}.ps1", renderer.render(
-            P.TARGET_BATCHES,
-            batch={
-                "Name": batch.name,
-                "SourceEndpoint": cfg.endpoint.name,
-                "TargetDeliveryDomain": cfg.target_delivery_domain,
-                "CsvFile": f"{batch.slug}.csv",
-                "CsvSha256": csv_entry.sha256.upper(),
-                "Count": len(batch.targets),
-                "AutoStart": batch.auto_start,
-                "AutoComplete": batch.auto_complete,
-                "StartAfter": options.start_after if options else None,
-                "CompleteAfter": options.complete_after if options else None,
-                "NotificationEmails": list(options.notification_emails) if options else [],
-            }), "script", step=P.TARGET_BATCHES)
-        tree.add(f"{P.TARGET_COMPLETE.path}/{batch.slug}.ps1", renderer.render(
-            P.TARGET_COMPLETE, batch={"Name": batch.name, "Count": len(batch.targets)}),
-            "script", step=P.TARGET_COMPLETE)
+        users = by_batch[batch.name]
+        mapping = [{"Mailbox": a.source_primary, "MappedTo": a.target_primary} for a in users]
+        add(P.SOURCE_SNAPSHOT, in_folder(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1"), mailboxes=mapping,
+            snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
+            result_file=f"snapshot-before-{batch.slug}.csv")
+        add(P.TARGET_SNAPSHOT, in_folder(P.TARGET_SNAPSHOT, f"{batch.slug}.ps1"),
+            mailboxes=[{"Mailbox": a.target_primary, "MappedTo": a.source_primary} for a in users],
+            snapshot={"Side": "after", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
+            result_file=f"snapshot-after-{batch.slug}.csv")
+        if cfg.notify is not None and notice is not None:
+            cutover = cutover_of(loaded, batch)
+            add(P.SOURCE_NOTICES, in_folder(P.SOURCE_NOTICES, f"{batch.slug}.ps1"),
+                notice={"Sender": cfg.notify.sender, "Subject": notice.subject, "Body": notice.body,
+                        "ContentType": "HTML" if notice.html else "Text", "Batch": batch.name,
+                        "Cutover": cutover.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                        if cutover else ""},
+                recipients=[{"DisplayName": a.display_name, "Address": a.source_primary,
+                             "NewAddress": a.target_primary} for a in users],
+                result_file=f"notices-{batch.slug}.csv")
 
-    single(P.TARGET_STATUS, batch_names=batch_names, result_file="batch-status.csv")
-    single(P.TARGET_REMOVE, batch_names=batch_names)
-    single(P.TARGET_TEARDOWN, endpoint_name=cfg.endpoint.name, relationship=to_source)
-    single(P.SOURCE_TEARDOWN, relationship=to_target, scope_groups=group_names)
+        csv_path = in_folder(P.TARGET_BATCHES, f"{batch.slug}.csv")
+        csv_entry = tree.add(csv_path, csv_bytes(["EmailAddress"], ([t] for t in batch.targets)), "batch-csv",
+                             step=plan[P.TARGET_BATCHES])
+        options = batch.options
+        add(P.TARGET_BATCHES, in_folder(P.TARGET_BATCHES, f"{batch.slug}.ps1"), batch={
+            "Name": batch.name,
+            "SourceEndpoint": cfg.endpoint.name,
+            "TargetDeliveryDomain": cfg.target_delivery_domain,
+            "CsvFile": f"{batch.slug}.csv",
+            "CsvSha256": csv_entry.sha256.upper(),
+            "Count": len(batch.targets),
+            "AutoStart": batch.auto_start,
+            "AutoComplete": batch.auto_complete,
+            "StartAfter": options.start_after if options else None,
+            "CompleteAfter": options.complete_after if options else None,
+            "NotificationEmails": list(options.notification_emails) if options else [],
+        })
+        add(P.TARGET_COMPLETE, in_folder(P.TARGET_COMPLETE, f"{batch.slug}.ps1"),
+            batch={"Name": batch.name, "Count": len(batch.targets)})
+
+    add(P.TARGET_STATUS, batch_names=batch_names, result_file="batch-status.csv")
+    add(P.TARGET_REMOVE, batch_names=batch_names)
+    add(P.TARGET_TEARDOWN, endpoint_name=cfg.endpoint.name, relationship=to_source)
+    add(P.SOURCE_TEARDOWN, relationship=to_target, scope_groups=group_names)
 
     tree.add(MAPPING_FILE, csv_bytes(
         ["Line", "SourcePrimarySmtpAddress", "TargetPrimarySmtpAddress", "Batch", "MailUserScript"],
-        ([a.line, a.source_primary, a.target_primary, a.batch, P.mailuser_chunk_path(a.chunk)]
+        ([a.line, a.source_primary, a.target_primary, a.batch, plan.chunk_path(P.TARGET_MAILUSERS, "mailusers", a.chunk)]
          for a in prepared.assignments)), "mapping")
 
 
-def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared, export: Path) -> bytes:
+def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared, plan: Plan, export: Path) -> bytes:
     """RUNBOOK.md: the checklist a person follows, with every script's sha256."""
     cfg = loaded.config
     entries = tree.ordered()
     steps = []
-    for number, step in enumerate(P.STEPS, 1):
+    for number, step in enumerate(plan, 1):
         files = [e for e in entries if e.step == step.id and e.kind == "script"]
         csvs = [e for e in entries if e.step == step.id and e.kind == "batch-csv"]
         tenant = cfg.source if step.side == "source" else cfg.target
         steps.append({"number": number, "step": step, "files": files, "csvs": csvs, "tenant": tenant})
+    batches_folder = plan[P.TARGET_BATCHES].path
     by_batch = [
-        {"batch": b, "script": f"{P.TARGET_BATCHES.path}/{b.slug}.ps1", "csv": f"{P.TARGET_BATCHES.path}/{b.slug}.csv"}
+        {"batch": b, "script": f"{batches_folder}/{b.slug}.ps1", "csv": f"{batches_folder}/{b.slug}.csv"}
         for b in prepared.batches
     ]
     return render_markdown(

@@ -223,6 +223,49 @@ class Batch(_Model):
         return self
 
 
+class Sync(_Model):
+    """Entra cross-tenant synchronization from the source to the target (GAL sync)."""
+
+    configuration_name: Text | None = Field(
+        default=None, description="Name of the synchronization configuration in the source (default: the target's name)")
+    users: tuple[Text, ...] = Field(default=(), description="Users in scope: UPNs or object ids, resolved at run time")
+    groups: tuple[Text, ...] = Field(default=(), description="Groups in scope: display names or object ids")
+    test_user: Text | None = Field(default=None, description="A user to provision on demand before the job starts")
+    start: bool = Field(default=True, description="Start the provisioning job")
+
+    @model_validator(mode="after")
+    def _someone_in_scope(self) -> Sync:
+        if not self.users and not self.groups:
+            raise ValueError("give users = [...] and/or groups = [...]: at least one must be in scope")
+        return self
+
+
+NOTICE_PLACEHOLDERS = ("display_name", "old_address", "new_address", "batch", "cutover")
+
+
+class Notify(_Model):
+    """Notices to users before their mailbox moves, sent with Microsoft Graph."""
+
+    sender: Address = Field(description="Mailbox that sends the notices (in the source tenant)")
+    subject: Text = Field(description="Subject; placeholders: " + ", ".join(f"{{{p}}}" for p in NOTICE_PLACEHOLDERS))
+    body: Annotated[str, Field(min_length=1)] = Field(description="Body template file (.html or .txt), relative to the config")
+    cutover: AwareDatetime | None = Field(
+        default=None, description="Cut-over time for {cutover} when a batch has no complete_after")
+    app_id: uuid.UUID | None = Field(
+        default=None, description="App that sends the notices, for the application access policy")
+
+    @property
+    def is_html(self) -> bool:
+        return self.body.lower().endswith((".html", ".htm"))
+
+
+class Snapshots(_Model):
+    """Folder snapshots of each mailbox before and after the move."""
+
+    newest_subjects: int = Field(default=0, ge=0, le=50,
+                                 description="Subjects of the newest N messages per folder, for spot checks")
+
+
 class Config(_Model):
     """The whole of ``migration.toml``."""
 
@@ -236,6 +279,13 @@ class Config(_Model):
     domains: dict[Domain, Domain] = Field(min_length=1, description="Source SMTP domain -> target SMTP domain")
     mailboxes: Mailboxes
     batches: tuple[Batch, ...] = ()
+    sync: Sync | None = None
+    notify: Notify | None = None
+    snapshots: Snapshots = Snapshots()
+
+    @property
+    def sync_name(self) -> str:
+        return (self.sync.configuration_name if self.sync else None) or self.target.name
 
     @property
     def hosts(self) -> CloudProfile:

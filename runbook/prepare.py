@@ -33,6 +33,7 @@ class Assignment:
     target_primary: str
     batch: str
     chunk: int
+    display_name: str
 
 
 @dataclass
@@ -82,6 +83,7 @@ class RowResult(NamedTuple):
     # The MailUser as the script embeds it, already quoted by ps_hashtable; None when the row has
     # an error. Plain str while it travels between processes: a str subclass pickles slowly.
     record: str | None
+    display_name: str = ""
 
 
 def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
@@ -114,7 +116,8 @@ def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]
         blocked = any(p.severity == "error" for p in problems)
         record = None if blocked else str(ps_hashtable(user.as_ps_record()))
         out.append(RowResult(mbx.line, tuple(problems), keys, user.primary_smtp_address,
-                             tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None, record))
+                             tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None, record,
+                             mbx.display_name))
     return out
 
 
@@ -205,7 +208,8 @@ class _Pass:
             return
         self.chunk.append(PsCode(result.record))
         self.result.assignments.append(
-            Assignment(result.line, source_primary, result.target_primary, batch.name, self.result.chunk_count + 1)
+            Assignment(result.line, source_primary, result.target_primary, batch.name, self.result.chunk_count + 1,
+                       result.display_name)
         )
         if len(self.chunk) >= self.chunk_size:
             self.flush()

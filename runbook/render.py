@@ -22,7 +22,7 @@ from typing import Any
 from . import __version__
 from .config import LoadedConfig, Tenant
 from .errors import RefusedError
-from .plan import STEPS, Step
+from .plan import Step
 from .powershell import PsCode
 from .templating import make_environment
 
@@ -65,8 +65,9 @@ class OutputTree:
     a typo in ``-o`` cannot wipe an unrelated folder.
     """
 
-    def __init__(self, final: Path) -> None:
+    def __init__(self, final: Path, step_order: list[str]) -> None:
         self.final = final.resolve()
+        self.step_order = step_order
         check_replaceable(self.final)
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.root = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", suffix=".tmp", dir=self.final.parent))
@@ -84,7 +85,7 @@ class OutputTree:
 
     def ordered(self) -> list[FileEntry]:
         """Entries by path, scripts numbered in the order the runbook runs them."""
-        position = {step.id: i for i, step in enumerate(STEPS)}
+        position = {step_id: i for i, step_id in enumerate(self.step_order)}
         scripts = sorted(
             (e for e in self.entries.values() if e.kind == "script"),
             key=lambda e: (position[e.step or ""], e.path),
@@ -172,6 +173,7 @@ class ScriptRenderer:
             "ExchangeEnvironment": hosts.exchange_environment,
             "GraphEnvironment": hosts.graph_environment,
             "GraphScopes": list(step.scopes),
+            "GraphAppRoles": list(step.roles),
             "RunbookVersion": __version__,
         }
 

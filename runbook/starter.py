@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import RefusedError
 
-STARTER_FILES = ("migration.toml", "csv/source-mailboxes.csv")
+STARTER_FILES = ("migration.toml", "notice.html", "csv/source-mailboxes.csv")
 
 
 def samples_dir() -> Path:

@@ -79,6 +79,7 @@ def make_config(tmp_path: Path) -> Callable[..., Path]:
         (tmp_path / "csv").mkdir(exist_ok=True)
         data = export if export is not None else (SAMPLES / "csv" / "source-mailboxes.csv").read_bytes()
         (tmp_path / "csv" / "source-mailboxes.csv").write_bytes(data)
+        (tmp_path / "notice.html").write_bytes((SAMPLES / "notice.html").read_bytes())
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
         return path

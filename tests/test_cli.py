@@ -29,7 +29,7 @@ def test_render_the_sample(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(main, ["render", "-c", str(SAMPLE_CONFIG), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "22 scripts for 12 mailbox(es) in 2 batch(es)" in result.stdout
+    assert "34 scripts for 12 mailbox(es) in 2 batch(es)" in result.stdout
     assert (out / "RUNBOOK.md").is_file() and (out / "manifest.json").is_file()
 
 

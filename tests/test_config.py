@@ -60,7 +60,7 @@ def test_every_problem_is_reported_at_once_with_lines(make_config) -> None:
         "migration.toml:33: scope_group.alias: an Exchange alias takes letters, digits and "
         "!#$%&'*+-/=?^_`{|}~ with single dots between them",
         "migration.toml:42: mailboxes.batch_size: input should be less than or equal to 2000",
-        "migration.toml:49: batches[0].autostart: unknown key (did you mean 'auto_start'?)",
+        "migration.toml:65: batches[0].autostart: unknown key (did you mean 'auto_start'?)",
     ]
 
 
@@ -93,7 +93,7 @@ def test_missing_sections_and_bad_types(tmp_path: Path) -> None:
 def test_a_user_in_two_batches_is_an_error(make_config) -> None:
     config = make_config(append='\n[[batches]]\nname = "Wave2"\nusers = ["USER01@wingtiptoys.kr"]\n')
     assert problems_of(config) == [
-        "migration.toml:55: batches[1].users[0]: USER01@wingtiptoys.kr is already in batches[0] (users[0]); "
+        "migration.toml:71: batches[1].users[0]: USER01@wingtiptoys.kr is already in batches[0] (users[0]); "
         "a mailbox moves in one batch",
     ]
 

@@ -37,6 +37,7 @@ def config_for(tmp_path: Path, export: Path) -> Path:
     text = SAMPLE_CONFIG.read_text(encoding="utf-8")
     text = text[: text.index("[[batches]]")].replace('export = "csv/source-mailboxes.csv"', f'export = "{export.name}"')
     (tmp_path / export.name).write_bytes(export.read_bytes())
+    (tmp_path / "notice.html").write_bytes((SAMPLE_CONFIG.parent / "notice.html").read_bytes())
     config = tmp_path / "migration.toml"
     config.write_text(text, encoding="utf-8")
     return config

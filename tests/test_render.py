@@ -80,7 +80,7 @@ def test_remote_tenant_is_the_source_and_cross_tenant_ids_are_right(sample_rende
 
 
 def test_batches_csvs_and_hashes(sample_render: Path) -> None:
-    folder = sample_render / "target/08-new-migration-batches"
+    folder = sample_render / "target/10-new-migration-batches"
     pilot = (folder / "001-Pilot.csv").read_bytes()
     assert pilot == b"EmailAddress\r\nuser01@tailspintoys.kr\r\nminjun.kim@tailspintoys.kr\r\nsales@tailspintoys.kr\r\n"
     script = (folder / "001-Pilot.ps1").read_text("utf-8-sig")

@@ -29,6 +29,7 @@ def without_batches(tmp_path: Path, export: Path | None = None, **settings: obje
     else:
         (tmp_path / "csv").mkdir(exist_ok=True)
         (tmp_path / "csv" / "source-mailboxes.csv").write_bytes((SAMPLE_CONFIG.parent / "csv" / "source-mailboxes.csv").read_bytes())
+    (tmp_path / "notice.html").write_bytes((SAMPLE_CONFIG.parent / "notice.html").read_bytes())
     config = tmp_path / "migration.toml"
     config.write_text(text, encoding="utf-8")
     return config
@@ -42,14 +43,14 @@ def test_chunks_split_mailusers_and_both_preflights(tmp_path: Path) -> None:
     out = tmp_path / "out"
     build.render(without_batches(tmp_path, chunk_size=5), out)
     files = tree_files(out)
-    for folder, stem in (("target/05-mailusers", "mailusers"), ("source/05-preflight", "users"),
-                         ("target/06-preflight", "users")):
+    for folder, stem in (("target/06-mailusers", "mailusers"), ("source/07-preflight", "users"),
+                         ("target/07-preflight", "users")):
         chunks = [files[f"{folder}/{stem}-{n:04d}.ps1"] for n in (1, 2, 3)]
         assert [len(users_in(c)) for c in chunks] == [5, 5, 2], folder
         assert f"{folder}/{stem}-0004.ps1" not in files
     mapping = list(csv.DictReader(io.StringIO(files["mailboxes.csv"].decode())))
     assert [row["MailUserScript"][-8:] for row in mapping] == ["0001.ps1"] * 5 + ["0002.ps1"] * 5 + ["0003.ps1"] * 2
-    assert [u for n in (1, 2, 3) for u in users_in(files[f"target/05-mailusers/mailusers-{n:04d}.ps1"])] == [
+    assert [u for n in (1, 2, 3) for u in users_in(files[f"target/06-mailusers/mailusers-{n:04d}.ps1"])] == [
         row["TargetPrimarySmtpAddress"] for row in mapping]
 
 
@@ -58,7 +59,7 @@ def test_automatic_batches_respect_batch_size(tmp_path: Path) -> None:
     result = build.render(without_batches(tmp_path, batch_size=5), out)
     assert [len(b.targets) for b in result.prepared.batches] == [5, 5, 2]
     assert [b.name for b in result.prepared.batches] == ["wingtiptoys-001", "wingtiptoys-002", "wingtiptoys-003"]
-    csvs = sorted((out / "target/08-new-migration-batches").glob("*.csv"))
+    csvs = sorted((out / "target/10-new-migration-batches").glob("*.csv"))
     assert [len(p.read_text().splitlines()) - 1 for p in csvs] == [5, 5, 2]
 
 
@@ -80,7 +81,7 @@ def test_a_wave_on_a_missing_column_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         build.validate(config)
     assert [p.message for p in info.value.problems] == ["the export has no column Department"]
-    assert info.value.problems[0].line == 48  # the column = line of the appended [[batches]]
+    assert info.value.problems[0].line == 64  # the column = line of the appended [[batches]]
 
 
 def test_parallel_and_sequential_renders_are_identical(tmp_path: Path) -> None:
@@ -91,8 +92,8 @@ def test_parallel_and_sequential_renders_are_identical(tmp_path: Path) -> None:
     build.render(config, tmp_path / "two", workers=2)
     one, two = tree_files(tmp_path / "one"), tree_files(tmp_path / "two")
     assert one == two
-    assert len([p for p in one if p.startswith("target/05-mailusers/")]) == 4
-    assert syntax_errors(one["target/05-mailusers/mailusers-0004.ps1"]) == []
+    assert len([p for p in one if p.startswith("target/06-mailusers/")]) == 4
+    assert syntax_errors(one["target/06-mailusers/mailusers-0004.ps1"]) == []
 
 
 def test_parallel_path_reports_the_same_problems(tmp_path: Path) -> None:
@@ -125,7 +126,7 @@ def test_a_large_move_gets_several_scope_groups_all_published(tmp_path: Path) ->
     assert syntax_errors(scope.encode()) == []
     relationship = (out / "source/03-organization-relationship.ps1").read_text("utf-8-sig")
     assert "'Scopes' = @('T2T-Migration-Scope', 'T2T-Migration-Scope-2', 'T2T-Migration-Scope-3')" in relationship
-    teardown = (out / "source/06-teardown.ps1").read_text("utf-8-sig")
+    teardown = (out / "source/12-teardown.ps1").read_text("utf-8-sig")
     assert "@('T2T-Migration-Scope', 'T2T-Migration-Scope-2', 'T2T-Migration-Scope-3')" in teardown
 
 

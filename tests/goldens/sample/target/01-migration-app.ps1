@@ -30,26 +30,38 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'target-migration-app'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @('Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All'); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'target-migration-app'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @('Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All'); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $App = [ordered]@{'AppId' = 'd8afba35-2ae3-4b42-89f2-8511bfb42bd2'; 'DisplayName' = 'Tailspin Toys cross-tenant mailbox migration'; 'RedirectUri' = 'https://office.com'; 'SecretKind' = 'env'; 'SecretName' = 'MIGRATION_APP_SECRET'; 'SecretReference' = 'env:MIGRATION_APP_SECRET'}
 $ConsentUrl = 'https://login.microsoftonline.com/m365x47686041.onmicrosoft.com/adminconsent?client_id=d8afba35-2ae3-4b42-89f2-8511bfb42bd2&redirect_uri=https://office.com'
 $ExchangeAppId = '00000002-0000-0ff1-ce00-000000000000'
 $RoleValue = 'Mailbox.Migration'
 
-# Refuse to run against any tenant but this script's own (DESIGN 6).
+# Refuse to run against any tenant but this script's own (DESIGN 6), or without the permissions it needs.
 function Assert-RunbookGraphTenant {
     $context = Get-MgContext
     if (-not $context) {
+        if ($Runbook.GraphAppRoles.Count -gt 0) {
+            throw ('Not connected to Microsoft Graph. Connect app-only to {0} with the app that holds {1}: Connect-MgGraph -TenantId {2} -Environment {3} -ClientId APP-ID -CertificateThumbprint THUMBPRINT' -f $Runbook.Tenant, ($Runbook.GraphAppRoles -join ', '), $Runbook.TenantId, $Runbook.GraphEnvironment)
+        }
         throw ('Not connected to Microsoft Graph. Connect to {0} first: Connect-MgGraph -TenantId {1} -Environment {2} -Scopes {3}' -f $Runbook.Tenant, $Runbook.TenantId, $Runbook.GraphEnvironment, ($Runbook.GraphScopes -join ','))
     }
     if ([string]$context.TenantId -ne $Runbook.TenantId) {
-        throw ('This script is for {0} (tenant {1}) but Microsoft Graph is connected to tenant {2}. Run Disconnect-MgGraph, then Connect-MgGraph -TenantId {1}.' -f $Runbook.Tenant, $Runbook.TenantId, $context.TenantId)
+        throw ('This script is for {0} (tenant {1}) but Microsoft Graph is connected to tenant {2}. Run Disconnect-MgGraph, then connect to tenant {1}.' -f $Runbook.Tenant, $Runbook.TenantId, $context.TenantId)
     }
-    if ([string]$context.AuthType -eq 'Delegated') {
-        $missing = @($Runbook.GraphScopes | Where-Object { @($context.Scopes) -notcontains $_ })
-        if ($missing.Count -gt 0) {
-            throw ('The Microsoft Graph session lacks the permission(s) {0}. Reconnect: Connect-MgGraph -TenantId {1} -Scopes {2}' -f ($missing -join ', '), $Runbook.TenantId, ($Runbook.GraphScopes -join ','))
+    $delegated = [string]$context.AuthType -eq 'Delegated'
+    if ($Runbook.GraphAppRoles.Count -gt 0) {
+        if ($delegated) {
+            throw ('This step reads or sends as other mailboxes and runs app-only: Connect-MgGraph -TenantId {0} -ClientId APP-ID -CertificateThumbprint THUMBPRINT, with the app that holds {1}.' -f $Runbook.TenantId, ($Runbook.GraphAppRoles -join ', '))
         }
+        $needed = $Runbook.GraphAppRoles
+    } elseif ($delegated) {
+        $needed = $Runbook.GraphScopes
+    } else {
+        $needed = @()
+    }
+    $missing = @($needed | Where-Object { @($context.Scopes) -notcontains $_ })
+    if ($missing.Count -gt 0) {
+        throw ('The Microsoft Graph session lacks the permission(s) {0}. Reconnect with them (Connect-MgGraph -TenantId {1} -Scopes {2}, or an app granted them).' -f ($missing -join ', '), $Runbook.TenantId, ($needed -join ','))
     }
     Write-Information ('Connected to Microsoft Graph for {0} (tenant {1}).' -f $Runbook.Tenant, $Runbook.TenantId)
 }

@@ -18,7 +18,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'source-preflight'; 'Side' = 'source'; 'Tenant' = 'Wingtip Toys'; 'TenantId' = 'a0c898ca-2445-4e74-ab4b-afd7916549a6'; 'InitialDomain' = 'm365x47686041.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'source-preflight'; 'Side' = 'source'; 'Tenant' = 'Wingtip Toys'; 'TenantId' = 'a0c898ca-2445-4e74-ab4b-afd7916549a6'; 'InitialDomain' = 'm365x47686041.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $Relationship = [ordered]@{'Name' = 'ToTargetTenant'; 'PartnerTenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'OAuthApplicationId' = 'd8afba35-2ae3-4b42-89f2-8511bfb42bd2'; 'Scopes' = @('T2T-Migration-Scope')}
 
 # Refuse to run against any tenant but this script's own (DESIGN 6).

@@ -26,7 +26,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'target-mailusers'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'target-mailusers'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $Chunk = [ordered]@{'Number' = 1}
 $MailUsers = @(
     [ordered]@{'Line' = 2; 'SourcePrimarySmtpAddress' = 'user01@wingtiptoys.kr'; 'Name' = 'User01'; 'DisplayName' = 'User01'; 'Alias' = 'User01'; 'FirstName' = ''; 'LastName' = ''; 'UserPrincipalName' = 'user01@tailspintoys.kr'; 'PrimarySmtpAddress' = 'user01@tailspintoys.kr'; 'ExternalEmailAddress' = 'user01@wingtiptoys.kr'; 'ExchangeGuid' = '234fbab4-e2e6-5709-a82e-a9dfbeb10922'; 'ArchiveGuid' = $null; 'EmailAddresses' = @('X500:/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=ba335e273c1f54ffb3316cda12b23344-User01', 'smtp:user01@m365x79002307.onmicrosoft.com')}

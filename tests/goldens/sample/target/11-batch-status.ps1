@@ -17,7 +17,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'target-batch-status'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'target-batch-status'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $BatchNames = @('Pilot', 'wingtiptoys-001')
 
 # Refuse to run against any tenant but this script's own (DESIGN 6).

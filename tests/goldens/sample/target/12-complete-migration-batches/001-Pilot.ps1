@@ -20,8 +20,8 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'target-complete-migration-batches'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
-$Batch = [ordered]@{'Name' = 'wingtiptoys-001'; 'Count' = 9}
+$Runbook = [ordered]@{'Step' = 'target-complete-migration-batches'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
+$Batch = [ordered]@{'Name' = 'Pilot'; 'Count' = 3}
 
 # Refuse to run against any tenant but this script's own (DESIGN 6).
 function Assert-RunbookTenant {

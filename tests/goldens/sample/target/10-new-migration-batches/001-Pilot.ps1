@@ -18,7 +18,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'target-new-migration-batches'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'target-new-migration-batches'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $Batch = [ordered]@{'Name' = 'Pilot'; 'SourceEndpoint' = 'wingtiptoys'; 'TargetDeliveryDomain' = 'm365x79002307.onmicrosoft.com'; 'CsvFile' = '001-Pilot.csv'; 'CsvSha256' = '5490407E6816FA8F931A529533DAFD69959B84DBA025DB94849AD3005A6FC3D8'; 'Count' = 3; 'AutoStart' = $true; 'AutoComplete' = $false; 'StartAfter' = $null; 'CompleteAfter' = [datetime]::Parse('2026-12-20T22:00:00Z', [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::AdjustToUniversal); 'NotificationEmails' = @('admin@tailspintoys.kr')}
 
 # Refuse to run against any tenant but this script's own (DESIGN 6).

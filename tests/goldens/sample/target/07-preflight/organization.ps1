@@ -18,7 +18,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'target-preflight'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'target-preflight'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $Relationship = [ordered]@{'Name' = 'wingtiptoys'; 'PartnerTenantId' = 'a0c898ca-2445-4e74-ab4b-afd7916549a6'}
 $Endpoint = [ordered]@{'Name' = 'wingtiptoys'; 'RemoteServer' = 'outlook.office.com'; 'RemoteTenant' = 'm365x47686041.onmicrosoft.com'; 'ApplicationId' = 'd8afba35-2ae3-4b42-89f2-8511bfb42bd2'}
 $ExpectedDomains = @('m365x79002307.onmicrosoft.com', 'tailspintoys.kr')

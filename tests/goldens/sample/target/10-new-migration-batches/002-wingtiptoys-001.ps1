@@ -18,7 +18,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'target-new-migration-batches'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'target-new-migration-batches'; 'Side' = 'target'; 'Tenant' = 'Tailspin Toys'; 'TenantId' = 'afab079d-1f08-4de3-881e-435e497f923f'; 'InitialDomain' = 'm365x79002307.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $Batch = [ordered]@{'Name' = 'wingtiptoys-001'; 'SourceEndpoint' = 'wingtiptoys'; 'TargetDeliveryDomain' = 'm365x79002307.onmicrosoft.com'; 'CsvFile' = '002-wingtiptoys-001.csv'; 'CsvSha256' = 'E645BABEB7B0FBE40068EA7D9B380C44F14E62B1FD21309AE99394241A70A6F6'; 'Count' = 9; 'AutoStart' = $false; 'AutoComplete' = $false; 'StartAfter' = $null; 'CompleteAfter' = $null; 'NotificationEmails' = @()}
 
 # Refuse to run against any tenant but this script's own (DESIGN 6).

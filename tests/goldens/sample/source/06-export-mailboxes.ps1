@@ -25,7 +25,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $InformationPreference = 'Continue'
 
-$Runbook = [ordered]@{'Step' = 'source-export-mailboxes'; 'Side' = 'source'; 'Tenant' = 'Wingtip Toys'; 'TenantId' = 'a0c898ca-2445-4e74-ab4b-afd7916549a6'; 'InitialDomain' = 'm365x47686041.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'RunbookVersion' = '0.1.0'}
+$Runbook = [ordered]@{'Step' = 'source-export-mailboxes'; 'Side' = 'source'; 'Tenant' = 'Wingtip Toys'; 'TenantId' = 'a0c898ca-2445-4e74-ab4b-afd7916549a6'; 'InitialDomain' = 'm365x47686041.onmicrosoft.com'; 'ExchangeEnvironment' = 'O365Default'; 'GraphEnvironment' = 'Global'; 'GraphScopes' = @(); 'GraphAppRoles' = @(); 'RunbookVersion' = '0.1.0'}
 $ScopeGroupNames = @('T2T-Migration-Scope')
 $CsvName = 'source-mailboxes.csv'
 $XmlName = 'source-mailboxes.xml'
