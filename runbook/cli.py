@@ -162,6 +162,36 @@ def consent_url(config: Path) -> None:
 
 
 @main.command()
+@click.argument("before", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("after", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--tolerance", default="0", show_default=True,
+              help="Items a folder may lose: a number, or a percentage like 1%.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write a readable HTML report here.")
+def compare(before: Path, after: Path, tolerance: str, fmt: str, html_path: Path | None) -> None:
+    """Compare folder snapshots from before and after the move; exit 1 if anything is short."""
+    from . import compare as cmp
+
+    try:
+        allowed = cmp.Tolerance.parse(tolerance)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tolerance") from None
+    try:
+        result = cmp.compare(cmp.read_snapshot(before), cmp.read_snapshot(after), allowed)
+    except RunbookError as exc:
+        _report_error(exc)
+    if html_path is not None:
+        html_path.write_text(cmp.html_report(result, str(before), str(after)), encoding="utf-8")
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        for line in cmp.text_report(result):
+            click.echo(line)
+    sys.exit(EXIT_INVALID if result.short else EXIT_OK)
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of migration.toml."""
     click.echo(json.dumps(Config.model_json_schema(), indent=2))
