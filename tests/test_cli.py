@@ -124,6 +124,6 @@ def test_init_writes_a_starter_that_validates(runner: CliRunner, tmp_path: Path)
 
 def test_version_and_help_everywhere(runner: CliRunner) -> None:
     assert runner.invoke(main, ["--version"]).stdout.strip() == f"runbook, version {__version__}"
-    for command in ([], ["init"], ["validate"], ["render"], ["consent-url"], ["schema"]):
+    for command in ([], ["init"], ["validate"], ["render"], ["consent-url"], ["schema"], ["compare"]):
         result = runner.invoke(main, [*command, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.stdout, command
