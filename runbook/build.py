@@ -132,8 +132,12 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
         _write_steps(tree, renderer, loaded, prepared, plan, notice)
         readme = _runbook_markdown(tree, loaded, prepared, plan, export)
         tree.add("RUNBOOK.md", readme, "runbook")
-        files = tree.commit({"runbook_version": __version__, "source_tenant": str(loaded.config.source.tenant_id),
-                             "target_tenant": str(loaded.config.target.tenant_id)})
+        files = tree.commit({
+            "runbook_version": __version__,
+            "source_tenant": str(loaded.config.source.tenant_id),
+            "target_tenant": str(loaded.config.target.tenant_id),
+            "steps": _manifest_steps(loaded, plan),
+        })
     return Rendered(loaded, prepared, prepared.warnings, out_dir=tree.final, files=files)
 
 
@@ -286,6 +290,21 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         ["Line", "SourcePrimarySmtpAddress", "TargetPrimarySmtpAddress", "Batch", "MailUserScript"],
         ([a.line, a.source_primary, a.target_primary, a.batch, plan.chunk_path(P.TARGET_MAILUSERS, "mailusers", a.chunk)]
          for a in prepared.assignments)), "mapping")
+
+
+def _manifest_steps(loaded: LoadedConfig, plan: Plan) -> list[dict[str, object]]:
+    """The steps in run order, for ``runbook run``: which tenant, which module, what to confirm."""
+    cfg = loaded.config
+    steps: list[dict[str, object]] = []
+    for order, step in enumerate(plan, 1):
+        tenant = cfg.source if step.side == "source" else cfg.target
+        entry: dict[str, object] = {"order": order, "id": step.id, "side": step.side, "title": step.title,
+                                    "module": step.module, "tenant_id": str(tenant.tenant_id),
+                                    "initial_domain": tenant.initial_domain}
+        if step.module == "portal":
+            entry["instructions"] = f"Open {cfg.consent_url()} as a {step.who} of the source tenant and accept."
+        steps.append(entry)
+    return steps
 
 
 def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared, plan: Plan, export: Path) -> bytes:
