@@ -137,6 +137,8 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
             "source_tenant": str(loaded.config.source.tenant_id),
             "target_tenant": str(loaded.config.target.tenant_id),
             "steps": _manifest_steps(loaded, plan),
+            "runner": loaded.config.runner.model_dump(mode="json"),
+            "app_secret": loaded.config.app.secret,
         })
     return Rendered(loaded, prepared, prepared.warnings, out_dir=tree.final, files=files)
 

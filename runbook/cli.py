@@ -7,6 +7,7 @@ Exit codes (DESIGN §3): 0 ok, 1 invalid input, 2 usage, 3 a script failed remot
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,10 @@ def _fail(code: int, lines: list[str]) -> NoReturn:
 
 
 def _report_error(exc: RunbookError) -> NoReturn:
+    from .run.runner import RemoteError
+
+    if isinstance(exc, RemoteError):
+        _fail(EXIT_REMOTE, [f"failed: {exc}"])
     if isinstance(exc, InputError):
         errors = [p for p in exc.problems if p.severity == "error"]
         lines = [str(p) for p in exc.problems]
@@ -189,6 +194,83 @@ def compare(before: Path, after: Path, tolerance: str, fmt: str, html_path: Path
         for line in cmp.text_report(result):
             click.echo(line)
     sys.exit(EXIT_INVALID if result.short else EXIT_OK)
+
+
+@main.command("run")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("steps", nargs=-1)
+@click.option("--side", type=click.Choice(["source", "target"]), help="Run this tenant's pending steps in order.")
+@click.option("--yes", is_flag=True, help="Do not ask before each script.")
+@click.option("--what-if", "what_if", is_flag=True, help="Run the scripts with -WhatIf: nothing changes.")
+@click.option("--transport", type=click.Choice(["local"]), default=None,
+              help="Where PowerShell runs; default: [runner] transport of the config.")
+@click.option("--pwsh", default=None, help="The pwsh executable of the local transport.")
+@click.option("--parallel", type=click.IntRange(1, 16), default=None,
+              help="Runspaces for MailUser chunk scripts (default [runner] parallel, 3).")
+def run_command(directory: Path, steps: tuple[str, ...], side: str | None, yes: bool, what_if: bool,
+                transport: str | None, pwsh: str | None, parallel: int | None) -> None:
+    """Run steps of a rendered runbook (names or order numbers, or --side), checking every hash first."""
+    from .run.manifest import Runbook
+    from .run.runner import Declined, RemoteError, Runner, secrets_for
+    from .run.transport import LocalTransport, TransportError
+
+    try:
+        runbook = Runbook(directory)
+        units = runbook.select(steps, side)
+        runbook.verify(units)
+        settings = runbook.runner
+        chosen = transport or settings.get("transport", "psrp")
+        if chosen != "local":
+            _fail(EXIT_USAGE, ["error: the PowerShell Remoting transport is not in this version yet; "
+                               "run with --transport local on a machine with PowerShell 7"])
+        connection = LocalTransport(pwsh or settings.get("pwsh", "pwsh"), settings)
+    except TransportError as exc:
+        _fail(EXIT_REMOTE, [f"error: {exc}"])
+    except RunbookError as exc:
+        _report_error(exc)
+
+    def confirm(unit) -> bool:  # type: ignore[no-untyped-def]
+        if unit.path is None:
+            click.echo(f"Step {unit.order} ({unit.side}): {unit.title}\n  {unit.instructions}")
+            return click.confirm("  Done?", default=False, err=True)
+        click.echo(f"Step {unit.order} ({unit.side}, tenant {unit.tenant_id}) on {connection.host}: {unit.path}\n"
+                   f"  sha256 {unit.sha256}{'  (-WhatIf)' if what_if else ''}")
+        return yes or click.confirm("  Run it?", default=False, err=True)
+
+    def show(unit, event) -> None:  # type: ignore[no-untyped-def]
+        line = event.text if event.kind == "output" else f"{event.kind.upper()}: {event.text}"
+        click.echo(f"  {line}", err=event.kind in ("error", "warning"))
+
+    secrets = secrets_for(runbook, units, os.environ, lambda text: click.prompt(text, hide_input=True, err=True))
+    runner = Runner(runbook, connection, confirm, show, what_if=what_if, secrets=secrets,
+                    parallel=parallel or int(settings.get("parallel", 3)))
+    try:
+        result = runner.run(units)
+    except RemoteError as exc:
+        _fail(EXIT_REMOTE, [f"failed: {exc}"])
+    except Declined as exc:
+        _fail(EXIT_REFUSED, [f"refused: {exc}"])
+    except RunbookError as exc:
+        _report_error(exc)
+    finally:
+        connection.close()
+    click.echo(f"Done: {len(result.ran)} run, {len(result.skipped)} already succeeded.")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def status(directory: Path) -> None:
+    """Show each step's state from the run journal."""
+    from .run.manifest import Runbook
+    from .run.runner import status_rows
+
+    try:
+        rows = status_rows(Runbook(directory))
+    except RunbookError as exc:
+        _report_error(exc)
+    width = max(len(r[1]) for r in rows)
+    for order, key, state, when, detail in rows:
+        click.echo(f"{order:>3}  {key:<{width}}  {state:<9}  {when:<20}  {detail}".rstrip())
 
 
 @main.command()

@@ -266,6 +266,35 @@ class Snapshots(_Model):
                                  description="Subjects of the newest N messages per folder, for spot checks")
 
 
+class TenantSignIn(_Model):
+    """App-only sign-in the runner uses on the jump host for one tenant (no secret: a certificate)."""
+
+    app_id: uuid.UUID = Field(description="App with Exchange.ManageAsApp and the Graph permissions of the steps")
+    certificate_thumbprint: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{40}$")] = Field(
+        description="Thumbprint of the app's certificate in the jump host's certificate store")
+
+
+class Runner(_Model):
+    """How ``runbook run`` reaches PowerShell; every key can be overridden on the command line."""
+
+    transport: Literal["psrp", "local"] = "psrp"
+    host: Text | None = Field(default=None, description="Windows jump host for PowerShell Remoting")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Default 5986 (HTTPS) or 5985 (HTTP)")
+    https: bool = True
+    cert_validation: bool = True
+    ca_bundle: Text | None = Field(default=None, description="CA bundle for the jump host's certificate")
+    auth: Literal["negotiate", "kerberos", "ntlm", "credssp", "certificate", "basic"] = "negotiate"
+    username_env: Text = Field(default="RUNBOOK_PSRP_USERNAME", description="Environment variable with the user")
+    password_env: Text = Field(default="RUNBOOK_PSRP_PASSWORD",
+                               description="Environment variable with the password (else it is asked for)")
+    allow_unencrypted_http: bool = Field(
+        default=False, description="Allow plain HTTP without message encryption (never for production)")
+    parallel: int = Field(default=3, ge=1, le=16, description="Runspaces for MailUser chunk scripts")
+    pwsh: Text = Field(default="pwsh", description="The PowerShell 7 executable of the local transport")
+    source: TenantSignIn | None = None
+    target: TenantSignIn | None = None
+
+
 class Config(_Model):
     """The whole of ``migration.toml``."""
 
@@ -282,6 +311,7 @@ class Config(_Model):
     sync: Sync | None = None
     notify: Notify | None = None
     snapshots: Snapshots = Snapshots()
+    runner: Runner = Runner()
 
     @property
     def sync_name(self) -> str:

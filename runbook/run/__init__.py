@@ -1,0 +1,1 @@
+"""Running a reviewed runbook: the manifest's steps, a journal to resume from, the transports."""
