@@ -202,32 +202,58 @@ def compare(before: Path, after: Path, tolerance: str, fmt: str, html_path: Path
 @click.option("--side", type=click.Choice(["source", "target"]), help="Run this tenant's pending steps in order.")
 @click.option("--yes", is_flag=True, help="Do not ask before each script.")
 @click.option("--what-if", "what_if", is_flag=True, help="Run the scripts with -WhatIf: nothing changes.")
-@click.option("--transport", type=click.Choice(["local"]), default=None,
-              help="Where PowerShell runs; default: [runner] transport of the config.")
+@click.option("--transport", type=click.Choice(["psrp", "local"]), default=None,
+              help="PowerShell Remoting to a jump host, or a local pwsh (default: [runner] transport).")
+@click.option("--host", default=None, help="Jump host (default [runner] host).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default 5986, or 5985 with --http.")
+@click.option("--http", "plain_http", is_flag=True, default=None,
+              help="Plain HTTP (with message encryption unless basic auth).")
+@click.option("--auth", type=click.Choice(["negotiate", "kerberos", "ntlm", "credssp", "certificate", "basic"]),
+              default=None, help="Default [runner] auth (negotiate).")
+@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="CA bundle to validate the jump host's certificate.")
+@click.option("--allow-unencrypted-http", "allow_unencrypted", is_flag=True, default=None,
+              help="Allow plain HTTP without message encryption. Everything, secrets included, crosses the "
+                   "network readable.")
 @click.option("--pwsh", default=None, help="The pwsh executable of the local transport.")
 @click.option("--parallel", type=click.IntRange(1, 16), default=None,
               help="Runspaces for MailUser chunk scripts (default [runner] parallel, 3).")
 def run_command(directory: Path, steps: tuple[str, ...], side: str | None, yes: bool, what_if: bool,
-                transport: str | None, pwsh: str | None, parallel: int | None) -> None:
+                transport: str | None, host: str | None, port: int | None, plain_http: bool | None,
+                auth: str | None, ca_bundle: Path | None, allow_unencrypted: bool | None, pwsh: str | None,
+                parallel: int | None) -> None:
     """Run steps of a rendered runbook (names or order numbers, or --side), checking every hash first."""
     from .run.manifest import Runbook
     from .run.runner import Declined, RemoteError, Runner, secrets_for
-    from .run.transport import LocalTransport, TransportError
+    from .run.transport import LocalTransport, PsrpSettings, PsrpTransport, TransportError
 
     try:
         runbook = Runbook(directory)
         units = runbook.select(steps, side)
         runbook.verify(units)
-        settings = runbook.runner
-        chosen = transport or settings.get("transport", "psrp")
-        if chosen != "local":
-            _fail(EXIT_USAGE, ["error: the PowerShell Remoting transport is not in this version yet; "
-                               "run with --transport local on a machine with PowerShell 7"])
-        connection = LocalTransport(pwsh or settings.get("pwsh", "pwsh"), settings)
-    except TransportError as exc:
-        _fail(EXIT_REMOTE, [f"error: {exc}"])
     except RunbookError as exc:
         _report_error(exc)
+    settings = runbook.runner
+    workers = parallel or int(settings.get("parallel", 3))
+    try:
+        if (transport or settings.get("transport", "psrp")) == "local":
+            connection = LocalTransport(pwsh or settings.get("pwsh", "pwsh"), settings)
+        else:
+            https = not plain_http if plain_http is not None else bool(settings.get("https", True))
+            validation: bool | str = str(ca_bundle or settings.get("ca_bundle") or "") or bool(
+                settings.get("cert_validation", True))
+            username = os.environ.get(str(settings.get("username_env", "RUNBOOK_PSRP_USERNAME")))
+            password = os.environ.get(str(settings.get("password_env", "RUNBOOK_PSRP_PASSWORD")))
+            chosen_auth = auth or settings.get("auth", "negotiate")
+            if username and password is None and chosen_auth != "certificate":
+                password = click.prompt(f"Password of {username} on the jump host", hide_input=True, err=True)
+            connection = PsrpTransport(PsrpSettings(
+                host=host or settings.get("host") or "", port=port or settings.get("port"), https=https,
+                cert_validation=validation, auth=chosen_auth, username=username, password=password,
+                allow_unencrypted_http=bool(allow_unencrypted or settings.get("allow_unencrypted_http", False)),
+                parallel=workers), settings)
+    except TransportError as exc:
+        _fail(EXIT_REMOTE, [f"error: {exc}"])
 
     def confirm(unit) -> bool:  # type: ignore[no-untyped-def]
         if unit.path is None:
@@ -242,14 +268,15 @@ def run_command(directory: Path, steps: tuple[str, ...], side: str | None, yes: 
         click.echo(f"  {line}", err=event.kind in ("error", "warning"))
 
     secrets = secrets_for(runbook, units, os.environ, lambda text: click.prompt(text, hide_input=True, err=True))
-    runner = Runner(runbook, connection, confirm, show, what_if=what_if, secrets=secrets,
-                    parallel=parallel or int(settings.get("parallel", 3)))
+    runner = Runner(runbook, connection, confirm, show, what_if=what_if, secrets=secrets, parallel=workers)
     try:
         result = runner.run(units)
     except RemoteError as exc:
         _fail(EXIT_REMOTE, [f"failed: {exc}"])
     except Declined as exc:
         _fail(EXIT_REFUSED, [f"refused: {exc}"])
+    except TransportError as exc:
+        _fail(EXIT_REMOTE, [f"error: {exc}"])
     except RunbookError as exc:
         _report_error(exc)
     finally:

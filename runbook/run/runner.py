@@ -193,7 +193,7 @@ def secrets_for(runbook: Runbook, units: Sequence[Unit], environ: Mapping[str, s
     reference = str(runbook.data.get("app_secret", ""))
     kind, _, name = reference.partition(":")
     if kind == "env" and environ.get(name):
-        return {"RUNBOOK_APP_SECRET": environ[name]}
+        return {"app_secret": environ[name]}
     if kind == "prompt":
-        return {"RUNBOOK_APP_SECRET": ask("Client secret of the migration app")}
+        return {"app_secret": ask("Client secret of the migration app")}
     return {}

@@ -25,7 +25,9 @@ from .manifest import Unit
 
 EventKind = Literal["output", "error", "warning", "verbose", "information", "progress"]
 SECRET_ENV = "RUNBOOK_APP_SECRET"
-"""The child environment variable the endpoint script takes the app secret from."""
+"""The child environment variable the endpoint script takes the app secret from (local transport)."""
+SECRET_PARAMETER = "AppSecret"
+"""The endpoint script's SecureString parameter for the app secret (PowerShell Remoting)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ class LocalTransport:
             path = self._scratch / f"run-{self._count}.ps1"
         path.write_text(bootstrap, encoding="utf-8-sig")
         env = dict(os.environ)
-        env.update(secrets)
+        if secrets.get("app_secret"):
+            env[SECRET_ENV] = secrets["app_secret"]
         try:
             process = subprocess.Popen(
                 [self.pwsh, "-NoProfile", "-NonInteractive", "-File", str(path)],
@@ -153,3 +156,134 @@ THROTTLED = re.compile(r"throttl|TooManyRequests|server ?busy|\b429\b|try again 
 def is_throttled(message: str) -> bool:
     """Exchange Online's ways of saying 'slow down'."""
     return bool(THROTTLED.search(message))
+
+
+@dataclass(frozen=True)
+class PsrpSettings:
+    """Where and how to reach the jump host; the password never comes from the command line."""
+
+    host: str
+    port: int | None
+    https: bool
+    cert_validation: bool | str
+    auth: str
+    username: str | None
+    password: str | None
+    allow_unencrypted_http: bool
+    parallel: int
+
+
+class PsrpTransport:
+    """PowerShell Remoting to a Windows jump host with pypsrp's RunspacePool and PowerShell.
+
+    Each script runs as one pipeline of two statements: the tenant sign-in, then the reviewed
+    file's text unchanged, with -WhatIf and the app secret (as a SecureString, after a session
+    key exchange) passed as parameters. Pipelines that run side by side get their own pool, so
+    no pypsrp state is shared between threads.
+    """
+
+    def __init__(self, settings: PsrpSettings, runner: Mapping[str, Any]) -> None:
+        if not settings.host:
+            raise TransportError("no jump host: set [runner] host or use --host")
+        if not settings.https and settings.auth == "basic" and not settings.allow_unencrypted_http:
+            raise TransportError("basic authentication over plain HTTP sends everything unencrypted; use HTTPS, "
+                                 "or name the risk with --allow-unencrypted-http")
+        self.settings = settings
+        self.runner = runner
+        self.host = settings.host
+        self._local = threading.local()
+        self._pools: list[Any] = []
+        self._lock = threading.Lock()
+        self._pool()  # connect now: a wrong password or host fails before anything runs
+
+    def _pool(self) -> Any:
+        pool = getattr(self._local, "pool", None)
+        if pool is not None:
+            return pool
+        from pypsrp.powershell import RunspacePool
+        from pypsrp.wsman import WSMan
+
+        s = self.settings
+        encryption = "auto"
+        if not s.https and (s.auth in ("basic", "certificate") or s.allow_unencrypted_http):
+            encryption = "never"
+        try:
+            wsman = WSMan(s.host, port=s.port, username=s.username, password=s.password, ssl=s.https, auth=s.auth,
+                          cert_validation=s.cert_validation, encryption=encryption, connection_timeout=15)
+            pool = RunspacePool(wsman)
+            pool.open()
+        except Exception as exc:  # pypsrp and requests raise many types; all mean: could not connect
+            raise TransportError(f"cannot open PowerShell Remoting to {s.host}: {_first_line(exc)}") from None
+        self._local.pool = pool
+        with self._lock:
+            self._pools.append(pool)
+        return pool
+
+    def run(self, unit: Unit, script: Path, *, what_if: bool, secrets: Mapping[str, str],
+            on_event: EventSink) -> Outcome:
+        from pypsrp.complex_objects import ObjectMeta, PSInvocationState
+        from pypsrp.powershell import PowerShell
+
+        pool = self._pool()
+        text = script.read_bytes().decode("utf-8-sig")
+        ps = PowerShell(pool)
+        ps.add_script(sign_in_statement(unit, self.runner)).add_statement()
+        ps.add_script(text)
+        if what_if:
+            ps.add_parameter("WhatIf", True)
+        if secrets.get("app_secret"):
+            pool.exchange_keys()
+            ps.add_parameter(SECRET_PARAMETER, pool.serialize(secrets["app_secret"], ObjectMeta("SS")))
+        try:
+            ps.begin_invoke()
+            seen = {"output": 0, "error": 0, "warning": 0, "verbose": 0, "information": 0}
+            while True:
+                running = ps.state == PSInvocationState.RUNNING
+                if running:
+                    ps.poll_invoke(timeout=10)
+                self._emit(ps, seen, on_event)
+                if not running:
+                    break
+        except Exception as exc:
+            return Outcome(False, f"the connection failed while {script.name} ran: {_first_line(exc)}")
+        errors = [_record_text(e) for e in ps.streams.error]
+        if ps.had_errors or errors:
+            return Outcome(False, errors[-1] if errors else "the pipeline failed")
+        return Outcome(True)
+
+    @staticmethod
+    def _emit(ps: Any, seen: dict[str, int], on_event: EventSink) -> None:
+        """Report what arrived since the last poll, stream by stream."""
+        sources: list[tuple[EventKind, list[Any]]] = [
+            ("output", ps.output), ("error", ps.streams.error), ("warning", ps.streams.warning),
+            ("verbose", ps.streams.verbose), ("information", ps.streams.information),
+        ]
+        for kind, items in sources:
+            for item in items[seen[kind]:]:
+                on_event(Event(kind, _record_text(item)))
+            seen[kind] = len(items)
+
+    def close(self) -> None:
+        for pool in self._pools:
+            try:
+                pool.close()
+            except Exception:  # closing a broken pool must not hide the run's own outcome
+                pass
+
+
+def _record_text(item: Any) -> str:
+    """The text an admin would see for an output object or a stream record."""
+    exception = getattr(item, "exception", None)
+    if exception is not None:
+        text = getattr(exception, "adapted_properties", {}).get("Message") or getattr(exception, "message", None)
+        if text:
+            return str(text)
+    message = getattr(item, "message", None)
+    if isinstance(message, str) and message:
+        return message
+    return str(item)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
