@@ -157,3 +157,11 @@ def _rehash(folder: Path, path: str) -> None:
         if entry["path"] == path:
             entry["sha256"] = hashlib.sha256((folder / path).read_bytes()).hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_batch_scripts_get_their_csv_bytes(rendered: Path, server) -> None:
+    result = run(rendered, server, "new-migration-batches")
+    assert result.exit_code == 0, result.output
+    sent = {s.statements[1][1]["CsvData"] for s in server.received}
+    files = {p.read_bytes() for p in (rendered / "target/10-new-migration-batches").glob("*.csv")}
+    assert {bytes(b) for b in sent} == files

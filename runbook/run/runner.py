@@ -21,6 +21,8 @@ from .transport import Event, Outcome, Transport, is_throttled
 
 SECRET_STEP = "target-migration-endpoint"
 """The only step that is handed the app secret."""
+BATCH_STEP = "target-new-migration-batches"
+"""Its scripts are handed their batch CSV's bytes (checked by hash in the script)."""
 
 
 class RemoteError(RunbookError):
@@ -142,8 +144,12 @@ class Runner:
             self.show(unit, masked)
 
         secrets = self.secrets if unit.step_id == SECRET_STEP else {}
-        return self.transport.run(unit, self.runbook.folder / unit.path, what_if=self.what_if,  # type: ignore[operator]
-                                  secrets=secrets, on_event=on_event)
+        script = self.runbook.folder / unit.path  # type: ignore[operator]
+        parameters = {}
+        if unit.step_id == BATCH_STEP:
+            parameters["CsvData"] = script.with_suffix(".csv").read_bytes()
+        return self.transport.run(unit, script, what_if=self.what_if, secrets=secrets, on_event=on_event,
+                                  parameters=parameters)
 
     def mask(self, text: str) -> str:
         for pattern in self._mask:

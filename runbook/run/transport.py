@@ -53,7 +53,7 @@ class Transport(Protocol):
     host: str
 
     def run(self, unit: Unit, script: Path, *, what_if: bool, secrets: Mapping[str, str],
-            on_event: EventSink) -> Outcome: ...
+            on_event: EventSink, parameters: Mapping[str, Any] | None = None) -> Outcome: ...
 
     def close(self) -> None: ...
 
@@ -88,7 +88,9 @@ class LocalTransport:
         self._count = 0
 
     def run(self, unit: Unit, script: Path, *, what_if: bool, secrets: Mapping[str, str],
-            on_event: EventSink) -> Outcome:
+            on_event: EventSink, parameters: Mapping[str, Any] | None = None) -> Outcome:
+        # The script runs from its own file here, so it finds what lies beside it (batch CSVs)
+        # itself; ``parameters`` are for transports that send only the script's text.
         bootstrap = "\n".join([
             "$ErrorActionPreference = 'Stop'",
             sign_in_statement(unit, self.runner),
@@ -220,7 +222,7 @@ class PsrpTransport:
         return pool
 
     def run(self, unit: Unit, script: Path, *, what_if: bool, secrets: Mapping[str, str],
-            on_event: EventSink) -> Outcome:
+            on_event: EventSink, parameters: Mapping[str, Any] | None = None) -> Outcome:
         from pypsrp.complex_objects import ObjectMeta, PSInvocationState
         from pypsrp.powershell import PowerShell
 
@@ -231,6 +233,8 @@ class PsrpTransport:
         ps.add_script(text)
         if what_if:
             ps.add_parameter("WhatIf", True)
+        for name, value in (parameters or {}).items():
+            ps.add_parameter(name, value)
         if secrets.get("app_secret"):
             pool.exchange_keys()
             ps.add_parameter(SECRET_PARAMETER, pool.serialize(secrets["app_secret"], ObjectMeta("SS")))

@@ -15,7 +15,7 @@
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'scope-group.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'scope-group.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

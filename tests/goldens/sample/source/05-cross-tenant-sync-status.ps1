@@ -15,7 +15,7 @@
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [ValidateRange(1, 5000)] [int] $Top = 200,
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'cross-tenant-sync-status.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'cross-tenant-sync-status.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

@@ -13,7 +13,7 @@
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [int] $First = 0,
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'test-migration-server.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'test-migration-server.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

@@ -11,7 +11,7 @@
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'batch-status.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'batch-status.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

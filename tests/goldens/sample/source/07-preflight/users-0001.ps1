@@ -16,7 +16,7 @@
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'preflight-source-users-0001.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'preflight-source-users-0001.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

@@ -16,7 +16,7 @@
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [ValidateRange(0, 50)] [int] $NewestSubjects = 0,
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'snapshot-before-002-wingtiptoys-001.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'snapshot-before-002-wingtiptoys-001.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

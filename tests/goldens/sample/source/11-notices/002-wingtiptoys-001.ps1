@@ -15,7 +15,7 @@
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'notices-002-wingtiptoys-001.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'notices-002-wingtiptoys-001.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

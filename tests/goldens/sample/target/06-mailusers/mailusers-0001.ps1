@@ -20,7 +20,7 @@
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'mailusers-0001.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'mailusers-0001.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'

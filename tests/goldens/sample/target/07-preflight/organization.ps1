@@ -12,7 +12,7 @@
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [string] $ResultPath = (Join-Path (Join-Path $PSScriptRoot 'results') 'preflight-target-organization.csv')
+    [string] $ResultPath = (Join-Path (Join-Path $(if ($PSScriptRoot) { $PSScriptRoot } else { $PWD.Path }) 'results') 'preflight-target-organization.csv')
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
