@@ -29,6 +29,8 @@ from .templating import make_environment
 BOM = b"\xef\xbb\xbf"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "runbook-manifest/1"
+KEPT_ACROSS_RENDERS = ("journal.json", "logs")
+"""Files of runs, not of the render: a new render of the same folder keeps them."""
 
 
 def sha256(data: bytes) -> str:
@@ -100,6 +102,12 @@ class OutputTree:
         (self.root / MANIFEST).write_bytes(_json_bytes(manifest))
         old = None
         if self.final.exists():
+            # What runs left behind outlives a re-render: the journal keys each script by its hash,
+            # so unchanged scripts stay done and changed ones run again.
+            for kept in KEPT_ACROSS_RENDERS:
+                if (self.final / kept).exists() and not (self.root / kept).exists():
+                    shutil.copytree(self.final / kept, self.root / kept) if (self.final / kept).is_dir() \
+                        else shutil.copy2(self.final / kept, self.root / kept)
             old = self.final.with_name(self.root.name + ".old")
             os.replace(self.final, old)
         os.replace(self.root, self.final)

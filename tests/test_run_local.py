@@ -182,3 +182,17 @@ def test_a_failed_chunk_fails_the_step(rendered: Path, standin: Path, monkeypatc
     journal = Journal(rendered)
     assert journal.state("target/06-mailusers/mailusers-0001.ps1") == "succeeded"
     assert journal.state("target/06-mailusers/mailusers-0003.ps1") == "failed"
+
+
+def test_a_new_render_keeps_the_journal_so_only_changed_scripts_run_again(rendered: Path, standin: Path,
+                                                                          make_config) -> None:
+    assert run(str(rendered), "--side", "target", "--yes").exit_code == 0
+    first = len(calls(standin))
+    config = make_config({"chunk_size = 500": "chunk_size = 4", 'name = "wingtiptoys"': 'name = "wingtip-moves"'},
+                         append=RUNNER)
+    build.render(config, rendered)
+    assert (rendered / "journal.json").exists() and (rendered / "logs").is_dir()
+    result = run(str(rendered), "--side", "target", "--yes")
+    assert result.exit_code == 0, result.output
+    again = {Path(c["script"]).name for c in calls(standin)[first:]}
+    assert "03-migration-endpoint.ps1" in again and "01-migration-app.ps1" not in again

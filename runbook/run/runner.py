@@ -140,7 +140,8 @@ class Runner:
     def _attempt(self, unit: Unit, log) -> Outcome:  # type: ignore[no-untyped-def]
         def on_event(event: Event) -> None:
             masked = Event(event.kind, self.mask(event.text))
-            self._log(log, f"{masked.kind}: {masked.text}")
+            if masked.kind != "progress":  # a line per user would drown the log
+                self._log(log, f"{masked.kind}: {masked.text}")
             self.show(unit, masked)
 
         secrets = self.secrets if unit.step_id == SECRET_STEP else {}

@@ -261,10 +261,11 @@ class PsrpTransport:
         sources: list[tuple[EventKind, list[Any]]] = [
             ("output", ps.output), ("error", ps.streams.error), ("warning", ps.streams.warning),
             ("verbose", ps.streams.verbose), ("information", ps.streams.information),
+            ("progress", ps.streams.progress),
         ]
         for kind, items in sources:
-            for item in items[seen[kind]:]:
-                on_event(Event(kind, _record_text(item)))
+            for item in items[seen.get(kind, 0):]:
+                on_event(Event(kind, _progress_text(item) if kind == "progress" else _record_text(item)))
             seen[kind] = len(items)
 
     def close(self) -> None:
@@ -273,6 +274,13 @@ class PsrpTransport:
                 pool.close()
             except Exception:  # closing a broken pool must not hide the run's own outcome
                 pass
+
+
+def _progress_text(record: Any) -> str:
+    activity = getattr(record, "activity", "") or ""
+    status = getattr(record, "description", None) or getattr(record, "status_description", "") or ""
+    percent = getattr(record, "percent_complete", -1)
+    return f"{activity}: {status}" + (f" ({percent}%)" if isinstance(percent, int) and percent >= 0 else "")
 
 
 def _record_text(item: Any) -> str:
