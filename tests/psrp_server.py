@@ -53,6 +53,7 @@ class Reply:
     output: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    progress: list[tuple[str, int]] = field(default_factory=list)  # (status, percent)
     fail: str | None = None
     delay: float = 0.0
 
@@ -223,6 +224,8 @@ class LoopbackWSMan:
                 pipeline.write_output(text)
             for text in reply.warnings:
                 pipeline.write_warning(text)
+            for status, percent in reply.progress:
+                pipeline.write_progress("MailUsers", 1, status, percent_complete=percent)
             for text in reply.errors:
                 pipeline.write_error(NETException(text), ErrorCategoryInfo())
             if reply.fail is not None:

@@ -26,7 +26,8 @@ def behave(received: Received) -> Reply:
         return Reply(output=["partial"], fail="Set-OrganizationRelationship: The operation couldn't be performed")
     if "# FAIL-ERROR" in script:
         return Reply(output=["partial"], errors=["New-MailUser: The proxy address is already being used"])
-    return Reply(output=[f"ran {len(script)} characters"], warnings=["a warning"])
+    return Reply(output=[f"ran {len(script)} characters"], warnings=["a warning"],
+                 progress=[("user01@tailspintoys.kr", 50), ("minjun.kim@tailspintoys.kr", 100)])
 
 
 @pytest.fixture
@@ -165,3 +166,20 @@ def test_batch_scripts_get_their_csv_bytes(rendered: Path, server) -> None:
     sent = {s.statements[1][1]["CsvData"] for s in server.received}
     files = {p.read_bytes() for p in (rendered / "target/10-new-migration-batches").glob("*.csv")}
     assert {bytes(b) for b in sent} == files
+
+
+def test_streams_arrive_by_kind(rendered: Path, server) -> None:
+    from runbook.run.manifest import Runbook
+    from runbook.run.runner import Runner
+    from runbook.run.transport import PsrpSettings, PsrpTransport
+
+    runbook = Runbook(rendered)
+    transport = PsrpTransport(PsrpSettings("127.0.0.1", server.port, False, True, "basic", USER, PASSWORD, True, 1),
+                              runbook.runner)
+    events: list[tuple[str, str]] = []
+    Runner(runbook, transport, lambda unit: True, lambda unit, event: events.append((event.kind, event.text))).run(
+        runbook.select(["1"], None))
+    transport.close()
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("output") == 1 and ("warning", "a warning") in events
+    assert ("progress", "MailUsers: minjun.kim@tailspintoys.kr (100%)") in events
