@@ -89,7 +89,9 @@ def measure(count: int, work: Path, repeat: int) -> dict[str, float]:
     generate(export, count)
     config = work / "migration.toml"
     text = (REPO / "samples" / "migration.toml").read_text(encoding="utf-8")
+    # The sample as it is (synchronization, notices, snapshots) with every mailbox in automatic batches.
     config.write_text(text[: text.index("[[batches]]")], encoding="utf-8")
+    shutil.copyfile(REPO / "samples" / "notice.html", work / "notice.html")
     runs: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "render": []}
     for _ in range(repeat):
         base_out = work / "baseline"

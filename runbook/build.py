@@ -17,7 +17,7 @@ from .config import MAX_NAME_LENGTH, LoadedConfig, load_config
 from .errors import InputError, Problem
 from .notices import Notice, load_notice
 from .plan import Plan
-from .powershell import PsCode
+from .powershell import PsCode, ps_records, ps_str
 from .prepare import Assignment, Prepared, Progress, prepare
 from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown
 
@@ -242,14 +242,18 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         add(P.SOURCE_NOTICE_POLICY, policy={"Sender": cfg.notify.sender,
                                             "AppId": str(cfg.notify.app_id) if cfg.notify.app_id else None})
 
+    # Each address is quoted once and reused by every per-batch list that names it.
+    quoted = {a.line: (ps_str(a.source_primary), ps_str(a.target_primary), ps_str(a.display_name))
+              for a in prepared.assignments}
     for batch in prepared.batches:
         users = by_batch[batch.name]
-        mapping = [{"Mailbox": a.source_primary, "MappedTo": a.target_primary} for a in users]
-        add(P.SOURCE_SNAPSHOT, in_folder(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1"), mailboxes=mapping,
+        rows = [quoted[a.line] for a in users]
+        add(P.SOURCE_SNAPSHOT, in_folder(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1"),
+            mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
             snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
             result_file=f"snapshot-before-{batch.slug}.csv")
         add(P.TARGET_SNAPSHOT, in_folder(P.TARGET_SNAPSHOT, f"{batch.slug}.ps1"),
-            mailboxes=[{"Mailbox": a.target_primary, "MappedTo": a.source_primary} for a in users],
+            mailboxes=ps_records(("Mailbox", "MappedTo"), ((dst, src) for src, dst, _ in rows)),
             snapshot={"Side": "after", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
             result_file=f"snapshot-after-{batch.slug}.csv")
         if cfg.notify is not None and notice is not None:
@@ -259,8 +263,8 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
                         "ContentType": "HTML" if notice.html else "Text", "Batch": batch.name,
                         "Cutover": cutover.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
                         if cutover else ""},
-                recipients=[{"DisplayName": a.display_name, "Address": a.source_primary,
-                             "NewAddress": a.target_primary} for a in users],
+                recipients=ps_records(("DisplayName", "Address", "NewAddress"),
+                                      ((name, src, dst) for src, dst, name in rows)),
                 result_file=f"notices-{batch.slug}.csv")
 
         csv_path = in_folder(P.TARGET_BATCHES, f"{batch.slug}.csv")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ps_int",
     "ps_array",
     "ps_hashtable",
+    "ps_records",
     "ps_datetime",
     "ps_value",
     "decode_single_quoted",
@@ -110,6 +111,22 @@ def ps_lines(values: Iterable[str], *, indent: int = 4) -> PsCode:
     return PsCode("".join([f"{pad}{_quote(v if type(v) is str else str(v))}\n" for v in values]))
 
 
+def ps_records(keys: Sequence[str], rows: Iterable[Sequence[PsCode]], *, indent: int = 4) -> PsCode:
+    """One ``[ordered]`` hashtable per line from values already quoted by this module.
+
+    For the long lists of a large runbook (a batch's snapshot or notice recipients): each
+    address is quoted once, with :func:`ps_str`, and reused in every script that lists it.
+    """
+    prefixes = [f"{_quote(key)} = " for key in keys]
+    pad = " " * indent
+    lines = []
+    for row in rows:
+        if len(row) != len(prefixes) or any(type(value) is not PsCode for value in row):
+            raise PowerShellValueError("ps_records takes rows of PsCode values, one per key")
+        lines.append(pad + "[ordered]@{" + "; ".join([p + v for p, v in zip(prefixes, row)]) + "}\n")
+    return PsCode("".join(lines))
+
+
 def ps_hashtable(values: Mapping[str, Any], *, ordered: bool = True) -> PsCode:
     """A hashtable literal with quoted keys; ``[ordered]`` keeps the reviewer's order."""
     keys = _KEYS
@@ -187,6 +204,7 @@ FILTERS = {
     "ps_array": ps_array,
     "ps_lines": ps_lines,
     "ps_hashtable": ps_hashtable,
+    "ps_records": ps_records,
     "ps_datetime": ps_datetime,
     "ps_value": ps_value,
 }

@@ -136,3 +136,15 @@ def test_datetime_is_culture_independent_utc() -> None:
 def test_results_are_marked_as_code() -> None:
     assert isinstance(ps_str("x"), PsCode)
     assert isinstance(ps_hashtable({}), PsCode)
+
+
+def test_records_take_only_quoted_values() -> None:
+    from runbook.powershell import ps_records
+
+    block = ps_records(("Mailbox", "MappedTo"), [(ps_str("a'b@x.kr"), ps_str("c@y.kr"))])
+    assert block == "    [ordered]@{'Mailbox' = 'a''b@x.kr'; 'MappedTo' = 'c@y.kr'}\n"
+    assert block == "    " + ps_hashtable({"Mailbox": "a'b@x.kr", "MappedTo": "c@y.kr"}) + "\n"
+    with pytest.raises(PowerShellValueError):
+        ps_records(("Mailbox",), [("a@x.kr",)])  # type: ignore[list-item]
+    with pytest.raises(PowerShellValueError):
+        ps_records(("Mailbox", "MappedTo"), [(ps_str("a"),)])
