@@ -242,12 +242,10 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         add(P.SOURCE_NOTICE_POLICY, policy={"Sender": cfg.notify.sender,
                                             "AppId": str(cfg.notify.app_id) if cfg.notify.app_id else None})
 
-    # Each address is quoted once and reused by every per-batch list that names it.
-    quoted = {a.line: (ps_str(a.source_primary), ps_str(a.target_primary), ps_str(a.display_name))
-              for a in prepared.assignments}
     for batch in prepared.batches:
         users = by_batch[batch.name]
-        rows = [quoted[a.line] for a in users]
+        # Each address is quoted once per batch and reused by every list of the batch that names it.
+        rows = [(ps_str(a.source_primary), ps_str(a.target_primary), ps_str(a.display_name)) for a in users]
         add(P.SOURCE_SNAPSHOT, in_folder(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1"),
             mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
             snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
