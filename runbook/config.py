@@ -336,9 +336,6 @@ class Config(_Model):
             f"?client_id={self.app.app_id}&redirect_uri=https://office.com"
         )
 
-    def target_domains(self) -> frozenset[str]:
-        """Domains the target is known to own: its initial domain and any listed ones."""
-        return frozenset({self.target.initial_domain, *self.target.accepted_domains})
 
 
 @dataclass(frozen=True)
@@ -540,7 +537,7 @@ def _batch_checks(data: Mapping[str, Any], add: Callable[[tuple[str | int, ...],
         if isinstance(name, str):
             folded = name.casefold()
             if folded in names:
-                add((f"batches", i, "name"), f"batch name {name!r} is already used by batches[{names[folded]}]")
+                add(("batches", i, "name"), f"batch name {name!r} is already used by batches[{names[folded]}]")
             else:
                 names[folded] = i
         users = entry.get("users")

@@ -54,7 +54,6 @@ class Prepared:
 ChunkSink = Callable[[int, list[PsCode]], None]
 Progress = Callable[[int], None]
 
-BLOCK_ROWS = 1000
 PARALLEL_FROM_BYTES = 4 << 20
 """Exports smaller than this are checked in-process: starting workers would cost more."""
 
