@@ -29,21 +29,11 @@ from runbook.run.manifest import Runbook  # noqa: E402
 from runbook.run.runner import Runner  # noqa: E402
 from runbook.run.transport import PsrpSettings, PsrpTransport  # noqa: E402
 from tests.psrp_server import LoopbackWSMan, Received, Reply  # noqa: E402
+from tests.test_run_local import RUNNER as TEST_RUNNER  # noqa: E402
 
 USERS, CHUNK, PER_USER = 1000, 250, 0.020
-RUNNER = """
-[runner]
-host = "127.0.0.1"
-https = false
-auth = "basic"
-allow_unencrypted_http = true
-[runner.source]
-app_id = "11111111-2222-3333-4444-555555555555"
-certificate_thumbprint = "0123456789ABCDEF0123456789ABCDEF01234567"
-[runner.target]
-app_id = "66666666-7777-8888-9999-000000000000"
-certificate_thumbprint = "89ABCDEF0123456789ABCDEF0123456789ABCDEF"
-"""
+RUNNER = TEST_RUNNER.replace('transport = "local"', 'transport = "psrp"\nhost = "127.0.0.1"\nhttps = false\n'
+                                                   'auth = "basic"\nallow_unencrypted_http = true')
 
 
 def behave(received: Received) -> Reply:
