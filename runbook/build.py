@@ -17,9 +17,9 @@ from .config import MAX_NAME_LENGTH, LoadedConfig, load_config
 from .errors import InputError, Problem
 from .notices import Notice, load_notice
 from .plan import Plan
-from .powershell import ps_records, ps_str
+from .powershell import PsCode, ps_records, ps_str
 from .prepare import Assignment, Prepared, Progress, prepare
-from .render import ChunkWriter, FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown
+from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown
 
 MAPPING_FILE = "mailboxes.csv"
 EXPORT_CSV_NAME = "source-mailboxes.csv"
@@ -111,10 +111,23 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     renderer = ScriptRenderer(loaded)
     plan = Plan(loaded.config)
     with OutputTree(out_dir, plan.order()) as tree:
-        writer = ChunkWriter(loaded, {"mailusers": plan[P.TARGET_MAILUSERS], "source-preflight": plan[P.SOURCE_PREFLIGHT],
-                                      "target-preflight": plan[P.TARGET_PREFLIGHT]}, tree.root)
-        prepared = _prepare(loaded, export, display, notice_problems, writer=writer, register=tree.register,
-                            progress=progress, workers=workers)
+        def write_chunk(number: int, records: list[PsCode]) -> None:
+            """A MailUser script and both sides' pre-flight scripts, from the same records."""
+            block = "".join([f"    {record}\n" for record in records]).encode("utf-8")
+            chunk = {"Number": number}
+            for step, stem, context in (
+                (P.TARGET_MAILUSERS, "mailusers", {"result_file": f"mailusers-{number:04d}.csv"}),
+                (P.SOURCE_PREFLIGHT, "users", {"target_tenant_id": str(loaded.config.target.tenant_id),
+                                               "result_file": f"preflight-source-users-{number:04d}.csv"}),
+                (P.TARGET_PREFLIGHT, "users", {"delivery_domain": loaded.config.target_delivery_domain,
+                                               "result_file": f"preflight-target-users-{number:04d}.csv"}),
+            ):
+                numbered = plan[step]
+                tree.add(plan.chunk_path(step, stem, number),
+                         renderer.render_around(numbered, block, chunk=chunk, **context), "script", step=numbered)
+
+        prepared = _prepare(loaded, export, display, notice_problems, on_chunk=write_chunk, progress=progress,
+                            workers=workers)
         _check_prepared(loaded, prepared, notice)
         _write_steps(tree, renderer, loaded, prepared, plan, notice)
         readme = _runbook_markdown(tree, loaded, prepared, plan, export)

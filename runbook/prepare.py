@@ -21,8 +21,7 @@ from .errors import InputError, Problem
 from .exports import Block, open_export, rows_of, to_mailbox
 from .mailusers import derive_mailuser
 from .parallel import default_workers, ordered_map
-from .powershell import ps_hashtable
-from .render import ChunkWriter, FileEntry
+from .powershell import PsCode, ps_hashtable
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +51,7 @@ class Prepared:
         return len(self.assignments)
 
 
+ChunkSink = Callable[[int, list[PsCode]], None]
 Progress = Callable[[int], None]
 
 PARALLEL_FROM_BYTES = 4 << 20
@@ -67,16 +67,6 @@ class RowContext(NamedTuple):
     delivery_domain: str
     source_initial: str
     external: str
-    writer: ChunkWriter | None = None
-    """Writes each block's chunk scripts where the block was converted; None when validating."""
-
-
-class BlockResult(NamedTuple):
-    """A converted block: its rows, and the chunk scripts written from it (when it had no error)."""
-
-    chunk: int
-    rows: list[RowResult | Problem]
-    files: list[FileEntry]
 
 
 class RowResult(NamedTuple):
@@ -89,25 +79,22 @@ class RowResult(NamedTuple):
     smtp_addresses: tuple[str, ...]
     dropped: tuple[str, ...]
     extra: dict[str, str] | None
+    # The MailUser as the script embeds it, already quoted by ps_hashtable; None when the row has
+    # an error. Plain str while it travels between processes: a str subclass pickles slowly.
+    record: str | None
     display_name: str = ""
 
 
-def convert_block(context: RowContext, item: tuple[int, Block]) -> BlockResult:
-    """The per-row work, independent of every other row: parse, check, derive, quote; then the
-    block's chunk scripts, one chunk per block, unless a row of the block has an error."""
-    index, block = item
+def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
+    """The per-row work, independent of every other row: parse, check, derive, quote."""
     out: list[RowResult | Problem] = []
-    records: list[str] = []
-    failed = False
     for raw in rows_of(block):
         if isinstance(raw, Problem):
             out.append(raw)
-            failed = True
             continue
         mbx, problems = to_mailbox(raw, context.display, context.keep)
         if mbx is None:
-            out.append(RowResult(raw.line, tuple(problems), None, None, (), (), None))
-            failed = True
+            out.append(RowResult(raw.line, tuple(problems), None, None, (), (), None, None))
             continue
         problems = row_findings(mbx, context.display)
         derived = derive_mailuser(
@@ -123,20 +110,14 @@ def convert_block(context: RowContext, item: tuple[int, Block]) -> BlockResult:
         keys = (mbx.exchange_guid, mbx.archive_guid, mbx.alias, mbx.primary_smtp_address)
         if user is None:
             out.append(RowResult(mbx.line, tuple(problems), keys, None, (), derived.dropped_domains,
-                                 mbx.extra or None))
-            failed = True
+                                 mbx.extra or None, None))
             continue
-        if any(p.severity == "error" for p in problems):
-            failed = True
-        elif context.writer is not None and not failed:
-            records.append(ps_hashtable(user.as_ps_record()))
+        blocked = any(p.severity == "error" for p in problems)
+        record = None if blocked else str(ps_hashtable(user.as_ps_record()))
         out.append(RowResult(mbx.line, tuple(problems), keys, user.primary_smtp_address,
-                             tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None,
+                             tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None, record,
                              mbx.display_name))
-    files: list[FileEntry] = []
-    if context.writer is not None and not failed and records:
-        files = context.writer.write(index + 1, records)
-    return BlockResult(index + 1, out, files)
+    return out
 
 
 def prepare(
@@ -144,20 +125,17 @@ def prepare(
     export: Path,
     export_display: str,
     *,
-    writer: ChunkWriter | None = None,
-    register: Callable[[FileEntry], None] | None = None,
+    on_chunk: ChunkSink | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
 ) -> Prepared:
     """Read and check every row; raise :class:`InputError` with all problems if any is an error.
 
-    With a ``writer``, each block of ``chunk_size`` records becomes one chunk of scripts, written
-    where the block is converted; ``register`` is told of each file. ``workers``: processes for
-    the per-row work (``None``: one per core for large exports).
+    ``workers``: processes for the per-row work (``None``: one per core for large exports).
     """
-    source = open_export(export, export_display, loaded.config.mailboxes.chunk_size)
-    state = _Pass(loaded, export_display)
-    context = state.context(source.columns)._replace(writer=writer)
+    source = open_export(export, export_display)
+    state = _Pass(loaded, export_display, on_chunk)
+    context = state.context(source.columns)
     if workers is None:
         workers = default_workers() if export.stat().st_size >= PARALLEL_FROM_BYTES else 0
     gc_was_enabled = gc.isenabled()
@@ -165,15 +143,12 @@ def prepare(
     # costs about a third of the run.
     gc.disable()
     try:
-        for converted in ordered_map(convert_block, context, enumerate(source.blocks), workers=workers):
+        for results in ordered_map(convert_rows, context, source.blocks, workers=workers):
             if progress is not None:
-                progress(len(converted.rows))
-            for result in converted.rows:
-                state.handle(result, converted.chunk)
-            if converted.files and register is not None:
-                state.result.chunk_count += 1
-                for entry in converted.files:
-                    register(entry)
+                progress(len(results))
+            for result in results:
+                state.handle(result)
+        state.flush()
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -183,9 +158,10 @@ def prepare(
 class _Pass:
     """The state of one pass over the export: what must see every row, in export order."""
 
-    def __init__(self, loaded: LoadedConfig, display: str) -> None:
+    def __init__(self, loaded: LoadedConfig, display: str, on_chunk: ChunkSink | None) -> None:
         self.loaded = loaded
         self.display = display
+        self.on_chunk = on_chunk
         self.planner = BatchPlanner(loaded)
         self.duplicates = DuplicateCheck(display)
         self.dropped = DroppedDomains()
@@ -193,6 +169,7 @@ class _Pass:
         self.result = Prepared(display)
         self.problems: list[Problem] = []
         self.failed = False
+        self.chunk: list[PsCode] = []
 
     def context(self, columns: tuple[str, ...]) -> RowContext:
         cfg = self.loaded.config
@@ -207,7 +184,7 @@ class _Pass:
             self.problems.extend(problems)
             self.failed = self.failed or any(p.severity == "error" for p in problems)
 
-    def handle(self, result: RowResult | Problem, chunk: int) -> None:
+    def handle(self, result: RowResult | Problem) -> None:
         if isinstance(result, Problem):
             self.add([result])
             return
@@ -220,7 +197,7 @@ class _Pass:
             self.add(dupes)
         if result.dropped:
             self.dropped.add(result.dropped, result.line)
-        if result.target_primary is None or dupes:
+        if result.record is None or result.target_primary is None or dupes:
             return
         source_primary = result.keys[3]
         batch = self.planner.assign(source_primary, result.target_primary, result.extra or {}, result.line,
@@ -228,9 +205,20 @@ class _Pass:
         if batch is None:
             self.failed = True
             return
+        self.chunk.append(PsCode(result.record))
         self.result.assignments.append(
-            Assignment(result.line, source_primary, result.target_primary, batch.name, chunk, result.display_name)
+            Assignment(result.line, source_primary, result.target_primary, batch.name, self.result.chunk_count + 1,
+                       result.display_name)
         )
+        if len(self.chunk) >= self.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.chunk:
+            self.result.chunk_count += 1
+            if self.on_chunk is not None and not self.failed:
+                self.on_chunk(self.result.chunk_count, self.chunk)
+            self.chunk = []
 
     def finish(self) -> Prepared:
         result = self.result

@@ -85,12 +85,6 @@ class OutputTree:
         self.entries[rel] = entry
         return entry
 
-    def register(self, entry: FileEntry) -> None:
-        """Record a file another process already wrote into :attr:`root`."""
-        if entry.path in self.entries:
-            raise ValueError(f"{entry.path} is written twice")
-        self.entries[entry.path] = entry
-
     def ordered(self) -> list[FileEntry]:
         """Entries by path, scripts numbered in the order the runbook runs them."""
         position = {step_id: i for i, step_id in enumerate(self.step_order)}
@@ -219,45 +213,3 @@ _BLOCK_MARK_BYTES = _BLOCK_MARK.encode("utf-8")
 def render_markdown(template: str, **context: Any) -> bytes:
     env = make_environment(markdown=True)
     return env.get_template(f"md/{template}").render(**context).encode("utf-8")
-
-
-class ChunkWriter:
-    """Writes one chunk's MailUser script and both sides' pre-flight scripts into the staging folder.
-
-    It runs where the chunk's rows were converted (a worker process, for large exports), so the
-    records never travel back to the main process: only the files' names and hashes do. It is
-    pickled to the workers without its Jinja environment, which each process builds once.
-    """
-
-    def __init__(self, loaded: LoadedConfig, steps: Mapping[str, Step], root: Path) -> None:
-        self.loaded = loaded
-        self.steps = steps  # "mailusers", "source-preflight", "target-preflight" -> numbered step
-        self.root = root
-        self._renderer: ScriptRenderer | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_renderer": None}
-
-    def write(self, number: int, records: Iterable[str]) -> list[FileEntry]:
-        if self._renderer is None:
-            self._renderer = ScriptRenderer(self.loaded)
-        renderer = self._renderer
-        config = self.loaded.config
-        block = "".join([f"    {record}\n" for record in records]).encode("utf-8")
-        chunk = {"Number": number}
-        entries = []
-        for key, stem, context in (
-            ("mailusers", "mailusers", {"result_file": f"mailusers-{number:04d}.csv"}),
-            ("source-preflight", "users", {"target_tenant_id": str(config.target.tenant_id),
-                                           "result_file": f"preflight-source-users-{number:04d}.csv"}),
-            ("target-preflight", "users", {"delivery_domain": config.target_delivery_domain,
-                                           "result_file": f"preflight-target-users-{number:04d}.csv"}),
-        ):
-            step = self.steps[key]
-            rel = f"{step.path}/{stem}-{number:04d}.ps1"
-            data = renderer.render_around(step, block, chunk=chunk, **context)
-            target = self.root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            entries.append(FileEntry(rel, sha256(data), "script", step.side, step.id))
-        return entries

@@ -26,20 +26,17 @@ class Export(NamedTuple):
     blocks: Iterator[Block]
 
 
-def open_export(path: Path, display: str, block_size: int = 1000) -> Export:
-    """Open ``path`` in whatever form it was exported; header problems raise at once.
-
-    Records come in blocks of ``block_size`` (the last may be shorter).
-    """
+def open_export(path: Path, display: str) -> Export:
+    """Open ``path`` in whatever form it was exported; header problems raise at once."""
     if not path.is_file():
         raise InputError([Problem(display, None, "file", "the mailbox export does not exist")])
     kind = sniff_form(path)
     if kind == "csv":
-        columns, blocks = open_csv(path, display, block_size)
+        columns, blocks = open_csv(path, display)
         return Export(columns, blocks)
     from .structured import open_structured  # psrpcore costs start-up time; only load it when needed
 
-    columns, structured = open_structured(path, display, kind, block_size)
+    columns, structured = open_structured(path, display, kind)
     return Export(columns, structured)
 
 

@@ -23,6 +23,8 @@ from ..errors import InputError, Problem
 from .csvfile import sniff_encoding
 from .model import KNOWN_COLUMNS, REQUIRED_COLUMNS, RawRow, RawValue
 
+BLOCK = 1000
+
 
 def canonical(name: str) -> str:
     return KNOWN_COLUMNS.get(name.strip().lower(), name.strip())
@@ -199,8 +201,7 @@ def _json_row(item: Any, line: int, display: str) -> RawRow | Problem:
 # --- both --------------------------------------------------------------------------------
 
 
-def open_structured(path: Path, display: str, kind: str,
-                    block_size: int = 1000) -> tuple[tuple[str, ...], Iterator[list[RawRow | Problem]]]:
+def open_structured(path: Path, display: str, kind: str) -> tuple[tuple[str, ...], Iterator[list[RawRow | Problem]]]:
     """Read the first record now (its properties are the columns), then stream the rest in blocks."""
     records = _clixml_records(path, display) if kind == "clixml" else _json_records(path, display)
     first = next(records, None)
@@ -216,7 +217,7 @@ def open_structured(path: Path, display: str, kind: str,
         block: list[RawRow | Problem] = [first]
         for record in records:
             block.append(record)
-            if len(block) >= block_size:
+            if len(block) >= BLOCK:
                 yield block
                 block = []
         if block:
