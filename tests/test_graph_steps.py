@@ -128,3 +128,13 @@ def test_sync_needs_someone_in_scope(make_config) -> None:
         load_config(config, display="migration.toml")
     assert [str(p) for p in info.value.problems] == [
         "migration.toml:45: sync: give users = [...] and/or groups = [...]: at least one must be in scope"]
+
+
+def test_reruns_skip_users_already_notified_and_folder_names_keep_their_slashes(sample_render: Path) -> None:
+    files = tree_files(sample_render)
+    notices = files["source/11-notices/001-Pilot.ps1"]
+    assert syntax_errors(notices) == []
+    text = notices.decode("utf-8-sig")
+    assert "Import-Csv -LiteralPath $ResultPath" in text and "-Action 'sent before'" in text
+    snapshot = files["source/10-snapshot-before/001-Pilot.ps1"].decode("utf-8-sig")
+    assert ".Replace('%', '%25').Replace('/', '%2F')" in snapshot
