@@ -226,6 +226,13 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     ):
         add(step, in_folder(step, "organization.ps1"), template_name=P.PREFLIGHT_ORGANIZATION_TEMPLATES[step.side],
             result_file=f"preflight-{step.side}-organization.csv", **context)
+    if cfg.licensing is not None:
+        side = cfg.licensing.side
+        users = ([a.target_primary for a in prepared.assignments] if side == "target"
+                 else [a.source_upn or a.source_primary for a in prepared.assignments])
+        add(P.TARGET_LICENSES if side == "target" else P.SOURCE_LICENSES,
+            licensing={"SkuPartNumber": cfg.licensing.sku_part_number, "UsageLocation": cfg.licensing.usage_location},
+            users=users, result_file="licenses.csv")
     add(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
         mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
 

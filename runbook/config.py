@@ -259,6 +259,16 @@ class Notify(_Model):
         return self.body.lower().endswith((".html", ".htm"))
 
 
+class Licensing(_Model):
+    """The Cross Tenant User Data Migration add-on: one per moving user, on the source or the target."""
+
+    side: Literal["source", "target"] = Field(default="target", description="Which user object gets the add-on")
+    usage_location: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = Field(
+        default=None, description="ISO country code set on users without one (a licence needs it)")
+    sku_part_number: Text | None = Field(
+        default=None, description="The add-on's SKU part number; default: found by its name at run time")
+
+
 class Snapshots(_Model):
     """Folder snapshots of each mailbox before and after the move."""
 
@@ -311,6 +321,7 @@ class Config(_Model):
     sync: Sync | None = None
     notify: Notify | None = None
     snapshots: Snapshots = Snapshots()
+    licensing: Licensing | None = None
     runner: Runner = Runner()
 
     @property

@@ -26,6 +26,7 @@ SYNC_SOURCE_SCOPES = ("Policy.ReadWrite.CrossTenantAccess", "Application.ReadWri
                       "Group.Read.All")
 SYNC_STATUS_SCOPES = ("Application.Read.All", "Synchronization.Read.All", "AuditLog.Read.All")
 #: Application permissions of the app-only steps (they read or send as other mailboxes).
+LICENSE_SCOPES = ("User.ReadWrite.All", "Organization.Read.All")
 SNAPSHOT_ROLES = ("Mail.ReadBasic.All",)
 NOTICE_ROLES = ("Mail.Send",)
 
@@ -142,6 +143,18 @@ TARGET_MAILUSERS = Step(
     "Each result CSV lists every user as created, stamped or exists; no failed rows. Then license "
     "the Cross Tenant User Data Migration add-on (source or target) before the batches start.",
     "exo", "target-mailusers.ps1.jinja", folder=True)
+TARGET_LICENSES = Step(
+    "licenses", "target", "Assign the Cross Tenant User Data Migration add-on",
+    "License Administrator and User Administrator",
+    "The result CSV lists every user as assigned or already licensed; the pre-flight then shows the "
+    "licence on the target side.",
+    "graph", "licenses.ps1.jinja", scopes=LICENSE_SCOPES)
+SOURCE_LICENSES = Step(
+    "licenses", "source", "Assign the Cross Tenant User Data Migration add-on",
+    "License Administrator and User Administrator",
+    "The result CSV lists every user as assigned or already licensed; the pre-flight then shows the "
+    "licence on the source side.",
+    "graph", "licenses.ps1.jinja", scopes=LICENSE_SCOPES)
 TARGET_PREFLIGHT = Step(
     "preflight", "target", "Pre-flight checks of the target MailUsers (read-only)",
     "Exchange Administrator (or View-Only Organization Management)",
@@ -220,6 +233,13 @@ def _with_notify(config: Config) -> bool:
     return config.notify is not None
 
 
+def _licensed_on(side: str) -> Condition:
+    def condition(config: Config) -> bool:
+        return config.licensing is not None and config.licensing.side == side
+
+    return condition
+
+
 #: The order a person follows, with the condition under which each step is in the runbook.
 STEPS: tuple[tuple[Step, Condition], ...] = (
     (TARGET_APP, _always),
@@ -235,7 +255,9 @@ STEPS: tuple[tuple[Step, Condition], ...] = (
     (SOURCE_SYNC_STATUS, _with_sync),
     (SOURCE_EXPORT, _always),
     (SOURCE_PREFLIGHT, _always),
+    (SOURCE_LICENSES, _licensed_on("source")),
     (TARGET_MAILUSERS, _always),
+    (TARGET_LICENSES, _licensed_on("target")),
     (TARGET_PREFLIGHT, _always),
     (TARGET_TEST, _always),
     (SOURCE_GRAPH_APPS, _always),

@@ -34,6 +34,7 @@ class Assignment:
     batch: str
     chunk: int
     display_name: str
+    source_upn: str = ""
 
 
 @dataclass
@@ -83,6 +84,7 @@ class RowResult(NamedTuple):
     # an error. Plain str while it travels between processes: a str subclass pickles slowly.
     record: str | None
     display_name: str = ""
+    source_upn: str = ""
 
 
 def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
@@ -116,7 +118,7 @@ def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]
         record = None if blocked else str(ps_hashtable(user.as_ps_record()))
         out.append(RowResult(mbx.line, tuple(problems), keys, user.primary_smtp_address,
                              tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None, record,
-                             mbx.display_name))
+                             mbx.display_name, mbx.user_principal_name))
     return out
 
 
@@ -208,7 +210,7 @@ class _Pass:
         self.chunk.append(PsCode(result.record))
         self.result.assignments.append(
             Assignment(result.line, source_primary, result.target_primary, batch.name, self.result.chunk_count + 1,
-                       result.display_name)
+                       result.display_name, result.source_upn)
         )
         if len(self.chunk) >= self.chunk_size:
             self.flush()

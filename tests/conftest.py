@@ -127,3 +127,30 @@ def sample_render(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("render") / "out"
     build.render(SAMPLE_CONFIG, out, config_display="samples/migration.toml")
     yield out
+
+
+# Optional steps the sample leaves out; the generic script checks run on each variant too.
+OPTIONAL_VARIANTS: dict[str, str] = {
+    "sample": "",
+    "licensing-target": '\n[licensing]\nside = "target"\nusage_location = "KR"\n',
+    "licensing-source": '\n[licensing]\nside = "source"\nsku_part_number = "CROSS_TENANT_USER_DATA_MIGRATION"\n',
+}
+
+
+@pytest.fixture(scope="module", params=sorted(OPTIONAL_VARIANTS))
+def every_render(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample rendered with each optional step switched on, for checks every script must pass."""
+    from runbook import build
+
+    if not OPTIONAL_VARIANTS[request.param]:
+        out = tmp_path_factory.mktemp("render") / "out"
+        build.render(SAMPLE_CONFIG, out, config_display="samples/migration.toml")
+        return out
+    folder = tmp_path_factory.mktemp(request.param)
+    shutil.copytree(SAMPLES, folder, dirs_exist_ok=True)
+    config = folder / SAMPLE_CONFIG.name
+    config.write_text(SAMPLE_CONFIG.read_text(encoding="utf-8") + OPTIONAL_VARIANTS[request.param], encoding="utf-8")
+    out = folder / "out"
+    build.render(config, out, config_display="migration.toml")
+    return out
+

@@ -138,3 +138,34 @@ def test_reruns_skip_users_already_notified_and_folder_names_keep_their_slashes(
     assert "Import-Csv -LiteralPath $ResultPath" in text and "-Action 'sent before'" in text
     snapshot = files["source/10-snapshot-before/001-Pilot.ps1"].decode("utf-8-sig")
     assert ".Replace('%', '%25').Replace('/', '%2F')" in snapshot
+
+
+def test_licensing_on_the_target_lists_the_target_upns(tmp_path: Path, make_config) -> None:
+    config = make_config(append='\n[licensing]\nside = "target"\nusage_location = "KR"\n')
+    out = tmp_path / "out"
+    build.render(config, out)
+    files = tree_files(out)
+    script = files["target/07-licenses.ps1"]
+    assert syntax_errors(script) == []
+    text = script.decode("utf-8-sig")
+    assert "    'user01@tailspintoys.kr'\n" in text and "'UsageLocation' = 'KR'" in text
+    assert "'GraphScopes' = @('User.ReadWrite.All', 'Organization.Read.All')" in text
+    assert "target/08-preflight/organization.ps1" in files  # the steps after it move down one
+    assert "Permissions: Microsoft Graph delegated permissions User.ReadWrite.All, Organization.Read.All" in \
+        files["RUNBOOK.md"].decode()
+
+
+def test_licensing_on_the_source_uses_the_exported_upns(tmp_path: Path, make_config) -> None:
+    config = make_config(append='\n[licensing]\nside = "source"\nsku_part_number = "Cross_tenant_user_data_migration"\n')
+    out = tmp_path / "out"
+    build.render(config, out)
+    text = (out / "source/08-licenses.ps1").read_text("utf-8-sig")
+    assert "    'user01@wingtiptoys.kr'\n" in text
+    assert "'SkuPartNumber' = 'Cross_tenant_user_data_migration'; 'UsageLocation' = $null" in text
+
+
+def test_licensing_usage_location_is_a_country_code(make_config) -> None:
+    config = make_config(append='\n[licensing]\nusage_location = "Korea"\n')
+    with pytest.raises(InputError) as info:
+        load_config(config, display="migration.toml")
+    assert [p.field for p in info.value.problems] == ["licensing.usage_location"]

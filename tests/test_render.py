@@ -29,15 +29,15 @@ def test_sample_matches_goldens(sample_render: Path, check_golden) -> None:
     check_golden("sample", sample_render)
 
 
-def test_every_script_parses_cleanly(sample_render: Path) -> None:
-    found = scripts(sample_render)
+def test_every_script_parses_cleanly(every_render: Path) -> None:
+    found = scripts(every_render)
     assert len(found) >= 17
     for path, data in found.items():
         assert syntax_errors(data) == [], path
 
 
-def test_scripts_are_utf8_with_bom_and_follow_the_prologue(sample_render: Path) -> None:
-    for path, data in scripts(sample_render).items():
+def test_scripts_are_utf8_with_bom_and_follow_the_prologue(every_render: Path) -> None:
+    for path, data in scripts(every_render).items():
         assert data.startswith(BOM), path
         text = data[len(BOM):].decode("utf-8")
         assert text.startswith("#Requires -Version 5.1\n"), path
@@ -45,8 +45,8 @@ def test_scripts_are_utf8_with_bom_and_follow_the_prologue(sample_render: Path) 
         assert "Set-StrictMode -Version Latest\n$ErrorActionPreference = 'Stop'\n" in text, path
 
 
-def test_every_script_names_and_checks_its_own_tenant(sample_render: Path) -> None:
-    for path, data in scripts(sample_render).items():
+def test_every_script_names_and_checks_its_own_tenant(every_render: Path) -> None:
+    for path, data in scripts(every_render).items():
         text = data.decode("utf-8-sig")
         own, other = (SOURCE_ID, TARGET_ID) if path.startswith("source/") else (TARGET_ID, SOURCE_ID)
         assert f"'TenantId' = '{own}'" in text, path
@@ -147,9 +147,9 @@ def test_invalid_input_writes_nothing(make_config, tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_variables_never_differ_only_in_case(sample_render: Path) -> None:
+def test_variables_never_differ_only_in_case(every_render: Path) -> None:
     """PowerShell variables ignore case: $Group and $group are one variable."""
-    for path, data in scripts(sample_render).items():
+    for path, data in scripts(every_render).items():
         spellings: dict[str, set[str]] = defaultdict(set)
         for node in nodes_of(data, "variable"):
             name = node.text.decode()

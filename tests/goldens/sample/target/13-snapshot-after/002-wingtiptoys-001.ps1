@@ -90,11 +90,11 @@ function Invoke-RunbookGraph {
             continue
         }
         if ($status -ge 400 -and $Allow -notcontains $status) {
-            $detail = ''
+            $graphError = ''
             if ($response -is [System.Collections.IDictionary] -and $response.ContainsKey('error')) {
-                $detail = [string]$response['error']['message']
+                $graphError = [string]$response['error']['message']
             }
-            throw ('{0} {1} failed with HTTP {2}: {3}' -f $Method, $Uri, $status, $detail)
+            throw ('{0} {1} failed with HTTP {2}: {3}' -f $Method, $Uri, $status, $graphError)
         }
         return [pscustomobject]@{ Status = [int]$status; Body = $response }
     }
