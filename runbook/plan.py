@@ -145,15 +145,15 @@ TARGET_MAILUSERS = Step(
     "exo", "target-mailusers.ps1.jinja", folder=True)
 TARGET_LICENSES = Step(
     "licenses", "target", "Assign the Cross Tenant User Data Migration add-on",
-    "License Administrator and User Administrator",
+    "License Administrator (or User Administrator)",
     "The result CSV lists every user as assigned or already licensed; the pre-flight then shows the "
     "licence on the target side.",
     "graph", "licenses.ps1.jinja", scopes=LICENSE_SCOPES)
 SOURCE_LICENSES = Step(
     "licenses", "source", "Assign the Cross Tenant User Data Migration add-on",
-    "License Administrator and User Administrator",
-    "The result CSV lists every user as assigned or already licensed; the pre-flight then shows the "
-    "licence on the source side.",
+    "License Administrator (or User Administrator)",
+    "The result CSV lists every user as assigned or already licensed; a re-run of the source "
+    "pre-flight then shows the licence on the source side.",
     "graph", "licenses.ps1.jinja", scopes=LICENSE_SCOPES)
 TARGET_PREFLIGHT = Step(
     "preflight", "target", "Pre-flight checks of the target MailUsers (read-only)",

@@ -161,6 +161,9 @@ def test_licensing_on_the_source_uses_the_exported_upns(tmp_path: Path, make_con
     build.render(config, out)
     text = (out / "source/08-licenses.ps1").read_text("utf-8-sig")
     assert "    'user01@wingtiptoys.kr'\n" in text
+    runbook_md = (out / "RUNBOOK.md").read_text()
+    assert "admin roles: License Administrator (or User Administrator)" in runbook_md
+    assert "a re-run of the source pre-flight then shows the licence" in runbook_md
     assert "'SkuPartNumber' = 'Cross_tenant_user_data_migration'; 'UsageLocation' = $null" in text
 
 
