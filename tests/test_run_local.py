@@ -196,3 +196,16 @@ def test_a_new_render_keeps_the_journal_so_only_changed_scripts_run_again(render
     assert result.exit_code == 0, result.output
     again = {Path(c["script"]).name for c in calls(standin)[first:]}
     assert "03-migration-endpoint.ps1" in again and "01-migration-app.ps1" not in again
+
+
+def test_the_licensing_step_runs_in_its_place_signed_in_to_graph(make_config, tmp_path: Path, standin: Path) -> None:
+    config = make_config(append=RUNNER + '\n[licensing]\nside = "target"\nusage_location = "KR"\n')
+    out = tmp_path / "licensed"
+    build.render(config, out)
+    result = run(str(out), "--side", "target", "--yes", "--what-if")
+    assert result.exit_code == 0, result.output
+    seen = [(str(Path(c["script"]).relative_to(out)), c) for c in calls(standin)]
+    names = [name for name, _ in seen]
+    assert names.index("target/07-licenses.ps1") == names.index("target/06-mailusers/mailusers-0001.ps1") + 1
+    bootstrap = dict(seen)["target/07-licenses.ps1"]["bootstrap"]
+    assert bootstrap.splitlines()[1].startswith("Connect-MgGraph -ClientId '66666666-7777-8888-9999-000000000000'")
