@@ -25,8 +25,8 @@ SYNC_SOURCE_SCOPES = ("Policy.ReadWrite.CrossTenantAccess", "Application.ReadWri
                       "Synchronization.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", "User.Read.All",
                       "Group.Read.All")
 SYNC_STATUS_SCOPES = ("Application.Read.All", "Synchronization.Read.All", "AuditLog.Read.All")
-#: Application permissions of the app-only steps (they read or send as other mailboxes).
 LICENSE_SCOPES = ("User.ReadWrite.All", "Organization.Read.All")
+#: Application permissions of the app-only steps (they read or send as other mailboxes).
 SNAPSHOT_ROLES = ("Mail.ReadBasic.All",)
 NOTICE_ROLES = ("Mail.Send",)
 
@@ -143,18 +143,20 @@ TARGET_MAILUSERS = Step(
     "Each result CSV lists every user as created, stamped or exists; no failed rows. Then license "
     "the Cross Tenant User Data Migration add-on (source or target) before the batches start.",
     "exo", "target-mailusers.ps1.jinja", folder=True)
-TARGET_LICENSES = Step(
-    "licenses", "target", "Assign the Cross Tenant User Data Migration add-on",
-    "License Administrator (or User Administrator)",
-    "The result CSV lists every user as assigned or already licensed; the pre-flight then shows the "
-    "licence on the target side.",
-    "graph", "licenses.ps1.jinja", scopes=LICENSE_SCOPES)
-SOURCE_LICENSES = Step(
-    "licenses", "source", "Assign the Cross Tenant User Data Migration add-on",
-    "License Administrator (or User Administrator)",
-    "The result CSV lists every user as assigned or already licensed; a re-run of the source "
-    "pre-flight then shows the licence on the source side.",
-    "graph", "licenses.ps1.jinja", scopes=LICENSE_SCOPES)
+
+
+def _licenses_step(side: Side, verify_licence: str) -> Step:
+    """The add-on step is the same on either side; only where its licence shows afterwards differs."""
+    return Step(
+        "licenses", side, "Assign the Cross Tenant User Data Migration add-on",
+        "License Administrator (or User Administrator)",
+        "The result CSV lists every user as assigned or already licensed; " + verify_licence,
+        "graph", "licenses.ps1.jinja", scopes=LICENSE_SCOPES)
+
+
+TARGET_LICENSES = _licenses_step("target", "the pre-flight then shows the licence on the target side.")
+SOURCE_LICENSES = _licenses_step(
+    "source", "a re-run of the source pre-flight then shows the licence on the source side.")
 TARGET_PREFLIGHT = Step(
     "preflight", "target", "Pre-flight checks of the target MailUsers (read-only)",
     "Exchange Administrator (or View-Only Organization Management)",

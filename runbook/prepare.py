@@ -68,6 +68,8 @@ class RowContext(NamedTuple):
     delivery_domain: str
     source_initial: str
     external: str
+    keep_upn: bool
+    """Only the source-side licensing step needs each user's UPN; otherwise it is not kept per row."""
 
 
 class RowResult(NamedTuple):
@@ -118,7 +120,7 @@ def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]
         record = None if blocked else str(ps_hashtable(user.as_ps_record()))
         out.append(RowResult(mbx.line, tuple(problems), keys, user.primary_smtp_address,
                              tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None, record,
-                             mbx.display_name, mbx.user_principal_name))
+                             mbx.display_name, mbx.user_principal_name if context.keep_upn else ""))
     return out
 
 
@@ -179,7 +181,8 @@ class _Pass:
         self.planner.missing_columns = {c for c in self.planner.columns if c not in keep}
         self.add(missing)
         return RowContext(self.display, keep, dict(cfg.domains), cfg.target_delivery_domain,
-                          cfg.source.initial_domain, cfg.mailboxes.external_email_address)
+                          cfg.source.initial_domain, cfg.mailboxes.external_email_address,
+                          cfg.licensing is not None and cfg.licensing.side == "source")
 
     def add(self, problems: Sequence[Problem]) -> None:
         if problems:

@@ -172,3 +172,16 @@ def test_licensing_usage_location_is_a_country_code(make_config) -> None:
     with pytest.raises(InputError) as info:
         load_config(config, display="migration.toml")
     assert [p.field for p in info.value.problems] == ["licensing.usage_location"]
+
+
+def test_source_licensing_names_users_by_upn_not_by_primary_address(tmp_path: Path, make_config) -> None:
+    export = (SAMPLE_CONFIG.parent / "csv" / "source-mailboxes.csv").read_bytes()
+    upn = b'"UserMailbox","user01@wingtiptoys.kr","False"'
+    assert export.count(upn) == 1
+    config = make_config(append='\n[licensing]\nside = "source"\n',
+                         export=export.replace(upn, b'"UserMailbox","u01@corp.wingtiptoys.kr","False"'))
+    out = tmp_path / "out"
+    build.render(config, out)
+    text = (out / "source/08-licenses.ps1").read_text("utf-8-sig")
+    assert "    'u01@corp.wingtiptoys.kr'\n" in text
+    assert "    'user01@wingtiptoys.kr'\n" not in text
