@@ -13,6 +13,9 @@ import email_validator
 from email_validator import syntax as _syntax
 
 
+_DOT_ATOM = _syntax.DOT_ATOM_TEXT
+
+
 class AddressError(ValueError):
     """An address or domain that is not valid SMTP syntax."""
 
@@ -41,10 +44,13 @@ def validate_address(address: str) -> str:
         raise AddressError("not an e-mail address (no local part and @domain)")
     if local.startswith('"'):
         raise AddressError("quoted local parts are not supported by Exchange Online")
-    try:
-        _syntax.validate_email_local_part(local, allow_smtputf8=True)
-    except email_validator.EmailNotValidError as exc:
-        raise AddressError(f"not a valid e-mail address: {exc}") from None
+    # The validator's own first test: a local part that is an ASCII dot-atom is valid and it
+    # returns at once. Asking it here saves a call per address over 100,000 mailboxes.
+    if not _DOT_ATOM.match(local):
+        try:
+            _syntax.validate_email_local_part(local, allow_smtputf8=True)
+        except email_validator.EmailNotValidError as exc:
+            raise AddressError(f"not a valid e-mail address: {exc}") from None
     return f"{local}@{normalize_domain(domain)}"
 
 

@@ -111,9 +111,9 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     renderer = ScriptRenderer(loaded)
     plan = Plan(loaded.config)
     with OutputTree(out_dir, plan.order()) as tree:
-        def write_chunk(number: int, records: list[PsCode]) -> None:
+        def write_chunk(number: int, records: list[bytes]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
-            block = "".join([f"    {record}\n" for record in records]).encode("utf-8")
+            block = b"".join(records)
             chunk = {"Number": number}
             for step, stem, context in (
                 (P.TARGET_MAILUSERS, "mailusers", {"result_file": f"mailusers-{number:04d}.csv"}),

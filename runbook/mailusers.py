@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from .addresses import domain_of, local_part
 from .exports.model import SourceMailbox
+from .powershell import RecordLayout
 
 
 @dataclass(slots=True)
@@ -42,21 +43,24 @@ class MailUser:
 
     def as_ps_record(self) -> dict[str, object]:
         """The ordered record a MailUser script embeds for this user."""
-        return {
-            "Line": self.line,
-            "SourcePrimarySmtpAddress": self.source_primary,
-            "Name": self.name,
-            "DisplayName": self.display_name,
-            "Alias": self.alias,
-            "FirstName": self.first_name,
-            "LastName": self.last_name,
-            "UserPrincipalName": self.user_principal_name,
-            "PrimarySmtpAddress": self.primary_smtp_address,
-            "ExternalEmailAddress": self.external_email_address,
-            "ExchangeGuid": self.exchange_guid,
-            "ArchiveGuid": self.archive_guid,
-            "EmailAddresses": list(self.email_addresses),
-        }
+        return dict(zip(RECORD.keys, self._record_values()))
+
+    def ps_record(self) -> str:
+        """:meth:`as_ps_record` as the PowerShell literal the scripts embed, built without the dict."""
+        return RECORD.format(self._record_values())
+
+    def _record_values(self) -> tuple[object, ...]:
+        return (self.line, self.source_primary, self.name, self.display_name, self.alias, self.first_name,
+                self.last_name, self.user_principal_name, self.primary_smtp_address, self.external_email_address,
+                self.exchange_guid, self.archive_guid, self.email_addresses)
+
+
+#: The keys of a MailUser record, in the order a reviewer reads them (and the scripts expect).
+RECORD = RecordLayout((
+    "Line", "SourcePrimarySmtpAddress", "Name", "DisplayName", "Alias", "FirstName", "LastName",
+    "UserPrincipalName", "PrimarySmtpAddress", "ExternalEmailAddress", "ExchangeGuid", "ArchiveGuid",
+    "EmailAddresses",
+))
 
 
 class Derivation(NamedTuple):

@@ -30,6 +30,7 @@ __all__ = [
     "ps_array",
     "ps_hashtable",
     "ps_records",
+    "RecordLayout",
     "ps_datetime",
     "ps_value",
     "decode_single_quoted",
@@ -144,6 +145,48 @@ def ps_hashtable(values: Mapping[str, Any], *, ordered: bool = True) -> PsCode:
 
 #: Hashtable keys repeat in every record of a large script; each is quoted once.
 _KEYS: dict[str, str] = {}
+
+
+class RecordLayout:
+    """``[ordered]`` hashtables that all have the same keys, as :func:`ps_hashtable` writes them.
+
+    A MailUser script embeds one record per user, 100,000 of them in a large move, all of one
+    shape: the keys are quoted once here, and each value goes straight to its literal without
+    :func:`ps_value`'s general dispatch. The text is identical to ``ps_hashtable(dict(zip(keys,
+    values)))``; it is a plain ``str`` because it travels between processes, where a ``str``
+    subclass pickles slowly, and becomes :class:`PsCode` where it is spliced into a script.
+    """
+
+    __slots__ = ("keys", "_prefixes")
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise PowerShellValueError("a record layout needs at least one key")
+        self.keys = tuple(keys)
+        quoted = [_quote(key) for key in self.keys]
+        self._prefixes = ("[ordered]@{" + quoted[0] + " = ", *(f"; {key} = " for key in quoted[1:]))
+
+    def format(self, values: Sequence[Any]) -> str:
+        """The record for ``values``, one per key, in the layout's order."""
+        if len(values) != len(self._prefixes):
+            raise PowerShellValueError(f"expected {len(self._prefixes)} values, got {len(values)}")
+        parts: list[str] = []
+        append = parts.append
+        for prefix, value in zip(self._prefixes, values):
+            append(prefix)
+            kind = type(value)
+            if kind is str:
+                append(_quote(value))
+            elif value is None:
+                append("$null")
+            elif kind is int:
+                append(str(value) if value >= 0 else f"({value})")
+            elif (kind is tuple or kind is list) and all(type(item) is str for item in value):
+                append("@(" + ", ".join([_quote(item) for item in value]) + ")")
+            else:
+                append(ps_value(value))
+        append("}")
+        return "".join(parts)
 
 
 def ps_value(value: Any) -> PsCode:

@@ -18,10 +18,9 @@ from .batches import BatchPlanner, PlannedBatch
 from .checks import DroppedDomains, DuplicateCheck, row_findings
 from .config import LoadedConfig
 from .errors import InputError, Problem
-from .exports import Block, open_export, rows_of, to_mailbox
+from .exports import Block, is_plain, open_export, rows_of, to_mailbox
 from .mailusers import derive_mailuser
 from .parallel import default_workers, ordered_map
-from .powershell import PsCode, ps_hashtable
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +51,8 @@ class Prepared:
         return len(self.assignments)
 
 
-ChunkSink = Callable[[int, list[PsCode]], None]
+ChunkSink = Callable[[int, list[bytes]], None]
+"""Receives each chunk's number and its users' record lines, ready to splice into a script."""
 Progress = Callable[[int], None]
 
 PARALLEL_FROM_BYTES = 4 << 20
@@ -82,9 +82,10 @@ class RowResult(NamedTuple):
     smtp_addresses: tuple[str, ...]
     dropped: tuple[str, ...]
     extra: dict[str, str] | None
-    # The MailUser as the script embeds it, already quoted by ps_hashtable; None when the row has
-    # an error. Plain str while it travels between processes: a str subclass pickles slowly.
-    record: str | None
+    # The MailUser's line in the scripts that embed it (quoted by RecordLayout, indented, UTF-8),
+    # None when the row has an error. Bytes because that is what is written, and bytes cross
+    # between processes as one copy, where a str is encoded on one side and decoded on the other.
+    record: bytes | None
     display_name: str = ""
     source_upn: str = ""
 
@@ -92,11 +93,12 @@ class RowResult(NamedTuple):
 def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
     """The per-row work, independent of every other row: parse, check, derive, quote."""
     out: list[RowResult | Problem] = []
+    plain = is_plain(block)
     for raw in rows_of(block):
         if isinstance(raw, Problem):
             out.append(raw)
             continue
-        mbx, problems = to_mailbox(raw, context.display, context.keep)
+        mbx, problems = to_mailbox(raw, context.display, context.keep, plain=plain)
         if mbx is None:
             out.append(RowResult(raw.line, tuple(problems), None, None, (), (), None, None))
             continue
@@ -117,7 +119,7 @@ def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]
                                  mbx.extra or None, None))
             continue
         blocked = any(p.severity == "error" for p in problems)
-        record = None if blocked else str(ps_hashtable(user.as_ps_record()))
+        record = None if blocked else f"    {user.ps_record()}\n".encode()
         out.append(RowResult(mbx.line, tuple(problems), keys, user.primary_smtp_address,
                              tuple(user.smtp_addresses()), derived.dropped_domains, mbx.extra or None, record,
                              mbx.display_name, mbx.user_principal_name if context.keep_upn else ""))
@@ -173,7 +175,7 @@ class _Pass:
         self.result = Prepared(display)
         self.problems: list[Problem] = []
         self.failed = False
-        self.chunk: list[PsCode] = []
+        self.chunk: list[bytes] = []
 
     def context(self, columns: tuple[str, ...]) -> RowContext:
         cfg = self.loaded.config
@@ -210,7 +212,7 @@ class _Pass:
         if batch is None:
             self.failed = True
             return
-        self.chunk.append(PsCode(result.record))
+        self.chunk.append(result.record)
         self.result.assignments.append(
             Assignment(result.line, source_primary, result.target_primary, batch.name, self.result.chunk_count + 1,
                        result.display_name, result.source_upn)

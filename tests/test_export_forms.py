@@ -129,3 +129,23 @@ def test_broken_json_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         list(read_export(path, "bad.json"))
     assert str(info.value.problems[0]).startswith("bad.json:2: header: required property")
+
+
+def test_cells_the_per_row_scan_must_catch_are_caught_in_csv(tmp_path: Path) -> None:
+    """CSV blocks skip the per-cell scan when the block's text rules it out; a NUL or a type
+    name anywhere in a block must bring the scan back, and a type name inside a longer value
+    is no problem."""
+    from .test_exports import export_csv, mailbox_row
+
+    rows = [mailbox_row("ok1", display="System.Object[] fan club"),
+            mailbox_row("nul", display="bad\x00name"),
+            mailbox_row("list", SamAccountName="System.String[]"),
+            mailbox_row("ok2")]
+    export = tmp_path / "export.csv"
+    export.write_bytes(export_csv(rows))
+    with pytest.raises(InputError) as info:
+        build.validate(config_for(tmp_path, export))
+    messages = [str(p).rsplit("/", 1)[-1] for p in info.value.problems]
+    assert messages[0] == "export.csv:3: DisplayName: contains a NUL character"
+    assert messages[1].startswith("export.csv:4: SamAccountName: the export wrote the collection's type name")
+    assert len(messages) == 2

@@ -12,6 +12,7 @@ import pytest
 
 from runbook.errors import InputError, Problem
 from runbook.exports import read_export, to_mailbox
+from runbook.exports.csvfile import open_csv, parse_block
 from runbook.exports.model import RawRow, SourceMailbox
 
 DATA = Path(__file__).parent / "data"
@@ -137,12 +138,49 @@ def test_multiline_values_keep_physical_line_numbers(tmp_path: Path) -> None:
     assert [p.line for p in problems] == [5]
 
 
-def test_undecodable_bytes_name_the_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 19])
+def test_undecodable_bytes_name_the_line(tmp_path: Path, block_bytes: int) -> None:
     path = tmp_path / "export.csv"
-    path.write_bytes(export_csv(ROWS, encoding="utf-8") + b'"caf\xe9@x.kr"\r\n')
+    data = export_csv(ROWS, encoding="utf-8") + b'"caf\xe9@x.kr"\r\n'
+    path.write_bytes(data)
     with pytest.raises(InputError) as info:
-        read_all(path)
-    assert "cannot be decoded as utf-8" in str(info.value.problems[0])
+        list(open_csv(path, "export.csv", block_bytes)[1])
+    [problem] = info.value.problems
+    assert problem.line == data.count(b"\n")
+    assert "cannot be decoded as utf-8" in str(problem)
+
+
+def _blocks_text(path: Path, block_bytes: int) -> list[tuple[int, list[str]]]:
+    """Every record as (physical line, fields), reading ``block_bytes`` at a time."""
+    out = []
+    for block in open_csv(path, path.name, block_bytes)[1]:
+        for row in parse_block(block):
+            assert isinstance(row, RawRow), row
+            out.append((row.line, list(row.values.values())))
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+@pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])
+def test_blocks_cut_anywhere_give_the_same_records_and_lines(tmp_path: Path, encoding: str, newline: str) -> None:
+    """Blocks end only between records, whatever the read size: multi-line values, quotes
+    doubled inside values, a CR LF split across two reads, non-ASCII text in UTF-16."""
+    rows = [
+        mailbox_row("a", display=f"two{newline}lines"),
+        mailbox_row("b", display='say ""hi""'),
+        mailbox_row("c", display=f'"{newline}{newline}"'),
+        mailbox_row("d", display="Renée ’Dollar’ 김민준 👋"),
+        mailbox_row("e"),
+    ]
+    text = export_csv(rows, type_line=True, encoding=encoding).decode(encoding).replace("\r\n", newline)
+    # The writer ended every record with CR LF; embedded line ends follow the chosen style.
+    path = tmp_path / "export.csv"
+    path.write_bytes(text.encode(encoding))
+    whole = _blocks_text(path, 1 << 20)
+    assert [line for line, _ in whole] == [3, 5, 6, 9, 10]
+    assert whole[3][1][5] == "Renée ’Dollar’ 김민준 👋"
+    for size in (1, 2, 3, 5, 16, 100):
+        assert _blocks_text(path, size) == whole, size
 
 
 def test_to_mailbox_accepts_lists_from_structured_forms() -> None:

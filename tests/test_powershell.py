@@ -13,6 +13,7 @@ from runbook.powershell import (
     SINGLE_QUOTES,
     PowerShellValueError,
     PsCode,
+    RecordLayout,
     decode_single_quoted,
     ps_array,
     ps_bool,
@@ -148,3 +149,33 @@ def test_records_take_only_quoted_values() -> None:
         ps_records(("Mailbox",), [("a@x.kr",)])  # type: ignore[list-item]
     with pytest.raises(PowerShellValueError):
         ps_records(("Mailbox", "MappedTo"), [(ps_str("a"),)])
+
+
+_TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=12)
+_RECORD_VALUE = st.one_of(_TEXT, st.none(), st.integers(-5, 10**9), st.booleans(),
+                          st.lists(_TEXT, max_size=3), st.lists(_TEXT, max_size=3).map(tuple))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_TEXT.filter(bool), _RECORD_VALUE), min_size=1, max_size=6,
+                unique_by=lambda kv: kv[0]))
+def test_record_layout_writes_what_ps_hashtable_writes(items: list[tuple[str, object]]) -> None:
+    layout = RecordLayout([key for key, _ in items])
+    assert layout.format([value for _, value in items]) == ps_hashtable(dict(items))
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_record_layout_quotes_hostile_values(text: str) -> None:
+    record = RecordLayout(["Name", "Addresses"]).format([text, (text, "b@x.kr")])
+    assert record == ps_hashtable({"Name": text, "Addresses": [text, "b@x.kr"]})
+    assert syntax_errors(f"$r = {record}\n".encode()) == []
+
+
+def test_record_layout_refuses_a_wrong_number_of_values_and_nul() -> None:
+    layout = RecordLayout(["A", "B"])
+    with pytest.raises(PowerShellValueError):
+        layout.format(["only one"])
+    with pytest.raises(PowerShellValueError):
+        layout.format(["a\x00", "b"])
+    with pytest.raises(PowerShellValueError):
+        layout.format(["a", ("b", "c\x00")])

@@ -12,9 +12,9 @@ from typing import NamedTuple, Union
 
 from ..errors import InputError, Problem
 from .csvfile import CsvBlock, open_csv, parse_block, sniff_encoding
-from .model import RawRow, SourceMailbox, to_mailbox
+from .model import RawRow, SourceMailbox, plain_text, to_mailbox
 
-__all__ = ["Block", "Export", "RawRow", "SourceMailbox", "open_export", "read_export", "rows_of", "to_mailbox"]
+__all__ = ["Block", "Export", "RawRow", "SourceMailbox", "is_plain", "open_export", "read_export", "rows_of", "to_mailbox"]
 
 Block = Union[CsvBlock, list[Union[RawRow, Problem]]]
 
@@ -56,6 +56,15 @@ def sniff_form(path: Path) -> str:
 def rows_of(block: Block) -> list[RawRow | Problem]:
     """The records of a block (CSV blocks are parsed here, possibly in a worker process)."""
     return parse_block(block) if isinstance(block, CsvBlock) else block
+
+
+def is_plain(block: Block) -> bool:
+    """True when every cell of ``block`` is text that :func:`to_mailbox` need not scan (see ``plain``).
+
+    Only CSV can vouch for that cheaply: its cells are never lists, and one search of the
+    block's text rules out NUL and unjoined type names. CLIXML and JSON rows are scanned.
+    """
+    return isinstance(block, CsvBlock) and plain_text(block.text)
 
 
 def read_export(path: Path, display: str) -> Iterator[RawRow | Problem]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from ..errors import InputError, Problem
 from .model import KNOWN_COLUMNS, REQUIRED_COLUMNS, RawRow
@@ -47,7 +49,7 @@ def _delimiter(header: str) -> str:
 class CsvBlock(NamedTuple):
     """Complete records as text, cut from the file where no quoted value is open.
 
-    Blocks let worker processes do the CSV parsing too: the reading process only splits lines
+    Blocks let worker processes do the CSV parsing too: the reading process only finds line ends
     and counts double quotes, which is far cheaper than parsing.
     """
 
@@ -58,58 +60,120 @@ class CsvBlock(NamedTuple):
     display: str
 
 
-def open_csv(path: Path, display: str, records_per_block: int = 1000) -> tuple[tuple[str, ...], Iterator[CsvBlock]]:
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+"""One line with its end, as an editor counts lines (unlike str.splitlines, which also breaks at FF, NEL, ...)."""
+
+BLOCK_BYTES = 1 << 19
+"""Bytes read at a time; a block holds the complete records among them (about 1,000 rows)."""
+
+
+def open_csv(path: Path, display: str, block_bytes: int = BLOCK_BYTES) -> tuple[tuple[str, ...], Iterator[CsvBlock]]:
     """Check the header now; return the columns and the rest of the file in blocks of records."""
     with path.open("rb") as raw:
         head = raw.read(4)
     encoding = sniff_encoding(head)
     try:
-        fh = path.open("r", encoding=encoding, newline="")
+        raw = path.open("rb")
     except OSError as exc:
         raise InputError([Problem(display, None, "file", f"cannot read: {exc.strerror}")]) from None
     try:
-        line_no, columns, delimiter = _header(fh, display, encoding)
+        texts = _decoded(raw, display, encoding, block_bytes)
+        line_no, columns, delimiter, rest = _header(texts, display)
     except BaseException:
-        fh.close()
+        raw.close()
         raise
-    return columns, _blocks(fh, display, encoding, line_no, columns, delimiter, records_per_block)
+    return columns, _blocks(raw, texts, rest, display, line_no, columns, delimiter)
 
 
-def _blocks(fh, display: str, encoding: str, line_no: int, columns: tuple[str, ...], delimiter: str,  # type: ignore[no-untyped-def]
-            records_per_block: int) -> Iterator[CsvBlock]:
-    with fh:
-        lines: list[str] = []
-        first = line_no + 1
-        records = 0
-        quotes = 0
+def _decoded(raw: BinaryIO, display: str, encoding: str, block_bytes: int) -> Iterator[str]:
+    """The file's text in pieces of about ``block_bytes``.
+
+    An undecodable byte is reported with the line it is on.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    after_cr = False  # the last piece ended with CR: an LF starting the next one ends no new line
+    while True:
+        data = raw.read(block_bytes)
         try:
-            for line in fh:
-                lines.append(line)
-                quotes += line.count('"')
-                if quotes % 2:
-                    continue  # a quoted value goes on over the line break
-                quotes = 0
-                records += 1
-                if records >= records_per_block:
-                    yield CsvBlock(first, "".join(lines), columns, delimiter, display)
-                    first += len(lines)
-                    lines, records = [], 0
-        except UnicodeDecodeError:
-            raise InputError([_encoding_problem(display, first + len(lines), encoding)]) from None
-        if lines:
-            yield CsvBlock(first, "".join(lines), columns, delimiter, display)
+            text = decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            before = exc.object[: exc.start].decode(encoding, errors="replace")
+            raise InputError([_encoding_problem(
+                display, line + line_breaks(before) - (after_cr and before.startswith("\n")), encoding)]) from None
+        if text:
+            yield text
+            line += line_breaks(text) - (after_cr and text.startswith("\n"))
+            after_cr = text.endswith("\r")
+        if not data:
+            return
 
 
-def _header(fh, display: str, encoding: str) -> tuple[int, tuple[str, ...], str]:  # type: ignore[no-untyped-def]
-    """Skip a ``#TYPE`` line, read the header; return its line number, columns and delimiter."""
-    offset = 0
-    try:
-        first = fh.readline()
-        if first.startswith("#"):
-            offset = 1
-            first = fh.readline()
-    except UnicodeDecodeError:
-        raise InputError([_encoding_problem(display, 1, encoding)]) from None
+def line_breaks(text: str) -> int:
+    """Line ends as an editor counts them: CR LF, LF or a lone CR."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _record_end(text: str, quotes: int) -> tuple[int, int]:
+    """Where the last complete record of ``text`` ends, and the double quotes before that point.
+
+    ``quotes`` counts the quotes in ``text`` and whatever came before it since the last cut. A
+    line end after an even number of quotes is outside any quoted value. ``(-1, quotes)`` when
+    no record ends in ``text``. A CR at the very end is not taken: its LF may be in the next piece.
+    """
+    pos = len(text)
+    while True:
+        end = max(text.rfind("\n", 0, pos), text.rfind("\r", 0, pos))
+        if end < 0:
+            return -1, quotes
+        quotes -= text.count('"', end + 1, pos)
+        pos = end
+        if quotes % 2 == 0 and not (text[end] == "\r" and end + 1 == len(text)):
+            return end + 1, quotes
+
+
+def _blocks(raw: BinaryIO, texts: Iterator[str], rest: str, display: str, line_no: int,
+            columns: tuple[str, ...], delimiter: str) -> Iterator[CsvBlock]:
+    """Cut the text after the header into blocks of complete records, with their first lines.
+
+    Only C-speed string searches run here (the reading process is the one that cannot be
+    spread over cores); parsing happens in :func:`parse_block`, possibly in a worker.
+    """
+    with raw:
+        pending: list[str] = []
+        first = line_no + 1
+        quotes = 0
+        for text in itertools.chain([rest], texts):
+            total = quotes + text.count('"')
+            end, before = _record_end(text, total)
+            if end < 0:
+                pending.append(text)
+                quotes = total
+                continue
+            pending.append(text[:end])
+            block = "".join(pending)
+            yield CsvBlock(first, block, columns, delimiter, display)
+            first += line_breaks(block)
+            pending = [text[end:]]
+            quotes = total - before
+        block = "".join(pending)
+        if block:
+            yield CsvBlock(first, block, columns, delimiter, display)
+
+
+def _header(texts: Iterator[str], display: str) -> tuple[int, tuple[str, ...], str, str]:
+    """Skip a ``#TYPE`` line, read the header; return its line number, columns, delimiter and the
+    text after it."""
+    text = ""
+    for piece in texts:
+        text += piece
+        # Two whole lines: a #TYPE line and the header, or the header and a row. A CR at the
+        # end may be half of a CR LF.
+        if line_breaks(text) >= 2 and not text.endswith("\r"):
+            break
+    lines = _LINE.findall(text)
+    offset = 1 if lines and lines[0].startswith("#") else 0
+    first = lines[offset] if len(lines) > offset else ""
     if not first.strip():
         raise InputError([Problem(display, offset + 1, "header", "no header row; the file is empty")])
     delim = _delimiter(first)
@@ -127,7 +191,7 @@ def _header(fh, display: str, encoding: str) -> tuple[int, tuple[str, ...], str]
         seen.add(c.lower())
     if problems:
         raise InputError(problems)
-    return header_line, columns, delim
+    return header_line, columns, delim, "".join(lines[offset + 1:])
 
 
 def parse_block(block: CsvBlock) -> list[RawRow | Problem]:
