@@ -73,12 +73,13 @@ class BatchPlanner:
     def assign(self, source_primary: str, target_primary: str, extra: dict[str, str], line: int,
                display: str) -> PlannedBatch | None:
         """Put one mailbox in its batch; ``None`` (and a problem) if it fits no single batch."""
-        key = source_primary.casefold()
         chosen: list[int] = []
-        listed = self._by_user.get(key)
-        if listed is not None:
-            chosen.append(listed[0])
-            self._seen_users.add(key)
+        if self._by_user:
+            key = source_primary.casefold()
+            listed = self._by_user.get(key)
+            if listed is not None:
+                chosen.append(listed[0])
+                self._seen_users.add(key)
         for index, column, values in self._column_batches:
             value = (extra.get(column) or "").strip().casefold()
             if value and value in values:

@@ -5,8 +5,10 @@ Both return results and raise :class:`~runbook.errors.RunbookError` subclasses; 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +19,10 @@ from .config import MAX_NAME_LENGTH, LoadedConfig, load_config
 from .errors import InputError, Problem
 from .notices import Notice, load_notice
 from .plan import Plan
-from .powershell import PsCode, ps_records, ps_str
-from .prepare import Assignment, Prepared, Progress, prepare
-from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown
+from .powershell import ps_records, ps_str
+from .parallel import Workers
+from .prepare import Prepared, Progress, prepare, workers_for
+from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown, write_file
 
 MAPPING_FILE = "mailboxes.csv"
 EXPORT_CSV_NAME = "source-mailboxes.csv"
@@ -110,26 +113,27 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     notice, notice_problems = load_notice(loaded)
     renderer = ScriptRenderer(loaded)
     plan = Plan(loaded.config)
-    with OutputTree(out_dir, plan.order()) as tree:
+    count = workers_for(export) if workers is None else workers
+    with OutputTree(out_dir, plan.order()) as tree, _renderer_for(tree.root, renderer), Workers(count) as pool:
         def write_chunk(number: int, records: list[bytes]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
             block = b"".join(records)
-            chunk = {"Number": number}
-            for step, stem, context in (
-                (P.TARGET_MAILUSERS, "mailusers", {"result_file": f"mailusers-{number:04d}.csv"}),
-                (P.SOURCE_PREFLIGHT, "users", {"target_tenant_id": str(loaded.config.target.tenant_id),
-                                               "result_file": f"preflight-source-users-{number:04d}.csv"}),
-                (P.TARGET_PREFLIGHT, "users", {"delivery_domain": loaded.config.target_delivery_domain,
-                                               "result_file": f"preflight-target-users-{number:04d}.csv"}),
+            for step, stem, result_stem, context in (
+                (P.TARGET_MAILUSERS, "mailusers", "mailusers", {}),
+                (P.SOURCE_PREFLIGHT, "users", "preflight-source-users",
+                 {"target_tenant_id": str(loaded.config.target.tenant_id)}),
+                (P.TARGET_PREFLIGHT, "users", "preflight-target-users",
+                 {"delivery_domain": loaded.config.target_delivery_domain}),
             ):
                 numbered = plan[step]
                 tree.add(plan.chunk_path(step, stem, number),
-                         renderer.render_around(numbered, block, chunk=chunk, **context), "script", step=numbered)
+                         renderer.render_chunk(numbered, number, block, result_stem=result_stem, **context),
+                         "script", step=numbered)
 
         prepared = _prepare(loaded, export, display, notice_problems, on_chunk=write_chunk, progress=progress,
-                            workers=workers)
+                            workers=pool)
         _check_prepared(loaded, prepared, notice)
-        _write_steps(tree, renderer, loaded, prepared, plan, notice)
+        _write_steps(tree, renderer, loaded, prepared, plan, notice, pool)
         readme = _runbook_markdown(tree, loaded, prepared, plan, export)
         tree.add("RUNBOOK.md", readme, "runbook")
         files = tree.commit({
@@ -163,9 +167,19 @@ def scope_groups(loaded: LoadedConfig, prepared: Prepared) -> list[dict[str, obj
 
 
 def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfig, prepared: Prepared,
-                 plan: Plan, notice: Notice | None) -> None:
-    """Render every step except the MailUser and pre-flight chunks, written while streaming."""
+                 plan: Plan, notice: Notice | None, pool: Workers) -> None:
+    """Render every step except the MailUser and pre-flight chunks, written while streaming.
+
+    The per-batch scripts (snapshots, notices, batch CSV and scripts) are most of the work; they
+    go to the worker processes first and are rendered while this process does the rest.
+    """
     cfg = loaded.config
+    by_batch: dict[str, list[tuple[str, str, str]]] = {b.name: [] for b in prepared.batches}
+    for assignment in prepared.assignments:
+        by_batch[assignment.batch].append((assignment.source_primary, assignment.target_primary,
+                                           assignment.display_name))
+    jobs = [pool.submit(_render_batch, _BatchJob(loaded, plan, notice, tree.root, batch, by_batch.pop(batch.name)))
+            for batch in prepared.batches]
     app = {
         "AppId": str(cfg.app.app_id),
         "DisplayName": cfg.app.display_name,
@@ -187,9 +201,6 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     batch_names = [b.name for b in prepared.batches]
     endpoint = {"Name": cfg.endpoint.name, "RemoteServer": cfg.hosts.exo_remote_server,
                 "RemoteTenant": cfg.source.initial_domain, "ApplicationId": str(cfg.app.app_id)}
-    by_batch: dict[str, list[Assignment]] = {b.name: [] for b in prepared.batches}
-    for assignment in prepared.assignments:
-        by_batch[assignment.batch].append(assignment)
 
     def add(step: P.Step, path: str | None = None, **context: object) -> None:
         numbered = plan[step]
@@ -249,58 +260,107 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         add(P.SOURCE_NOTICE_POLICY, policy={"Sender": cfg.notify.sender,
                                             "AppId": str(cfg.notify.app_id) if cfg.notify.app_id else None})
 
-    for batch in prepared.batches:
-        users = by_batch[batch.name]
-        # Each address is quoted once per batch and reused by every list of the batch that names it.
-        rows = [(ps_str(a.source_primary), ps_str(a.target_primary), ps_str(a.display_name)) for a in users]
-        add(P.SOURCE_SNAPSHOT, in_folder(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1"),
-            mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
-            snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
-            result_file=f"snapshot-before-{batch.slug}.csv")
-        add(P.TARGET_SNAPSHOT, in_folder(P.TARGET_SNAPSHOT, f"{batch.slug}.ps1"),
-            mailboxes=ps_records(("Mailbox", "MappedTo"), ((dst, src) for src, dst, _ in rows)),
-            snapshot={"Side": "after", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
-            result_file=f"snapshot-after-{batch.slug}.csv")
-        if cfg.notify is not None and notice is not None:
-            cutover = cutover_of(loaded, batch)
-            add(P.SOURCE_NOTICES, in_folder(P.SOURCE_NOTICES, f"{batch.slug}.ps1"),
-                notice={"Sender": cfg.notify.sender, "Subject": notice.subject, "Body": notice.body,
-                        "ContentType": "HTML" if notice.html else "Text", "Batch": batch.name,
-                        "Cutover": cutover.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-                        if cutover else ""},
-                recipients=ps_records(("DisplayName", "Address", "NewAddress"),
-                                      ((name, src, dst) for src, dst, name in rows)),
-                result_file=f"notices-{batch.slug}.csv")
-
-        csv_path = in_folder(P.TARGET_BATCHES, f"{batch.slug}.csv")
-        csv_entry = tree.add(csv_path, csv_bytes(["EmailAddress"], ([t] for t in batch.targets)), "batch-csv",
-                             step=plan[P.TARGET_BATCHES])
-        options = batch.options
-        add(P.TARGET_BATCHES, in_folder(P.TARGET_BATCHES, f"{batch.slug}.ps1"), batch={
-            "Name": batch.name,
-            "SourceEndpoint": cfg.endpoint.name,
-            "TargetDeliveryDomain": cfg.target_delivery_domain,
-            "CsvFile": f"{batch.slug}.csv",
-            "CsvSha256": csv_entry.sha256.upper(),
-            "Count": len(batch.targets),
-            "AutoStart": batch.auto_start,
-            "AutoComplete": batch.auto_complete,
-            "StartAfter": options.start_after if options else None,
-            "CompleteAfter": options.complete_after if options else None,
-            "NotificationEmails": list(options.notification_emails) if options else [],
-        })
-        add(P.TARGET_COMPLETE, in_folder(P.TARGET_COMPLETE, f"{batch.slug}.ps1"),
-            batch={"Name": batch.name, "Count": len(batch.targets)})
-
     add(P.TARGET_STATUS, batch_names=batch_names, result_file="batch-status.csv")
     add(P.TARGET_REMOVE, batch_names=batch_names)
     add(P.TARGET_TEARDOWN, endpoint_name=cfg.endpoint.name, relationship=to_source)
     add(P.SOURCE_TEARDOWN, relationship=to_target, scope_groups=group_names)
 
+    chunk_paths = [plan.chunk_path(P.TARGET_MAILUSERS, "mailusers", n) for n in range(1, prepared.chunk_count + 1)]
     tree.add(MAPPING_FILE, csv_bytes(
         ["Line", "SourcePrimarySmtpAddress", "TargetPrimarySmtpAddress", "Batch", "MailUserScript"],
-        ([a.line, a.source_primary, a.target_primary, a.batch, plan.chunk_path(P.TARGET_MAILUSERS, "mailusers", a.chunk)]
+        ([a.line, a.source_primary, a.target_primary, a.batch, chunk_paths[a.chunk - 1]]
          for a in prepared.assignments)), "mapping")
+    for job in jobs:
+        for entry in job.result():
+            tree.register(entry)
+
+
+@dataclass(frozen=True)
+class _BatchJob:
+    """What one batch's scripts need; it travels to a worker process, so it stays small."""
+
+    loaded: LoadedConfig
+    plan: Plan
+    notice: Notice | None
+    root: Path
+    batch: PlannedBatch
+    users: list[tuple[str, str, str]]  # source primary, target primary, display name; in export order
+
+
+_RENDERERS: dict[Path, ScriptRenderer] = {}
+"""The renderer of each runbook being written, by staging folder: a forked worker inherits the
+one the render made; a spawned worker makes its own once."""
+
+
+@contextlib.contextmanager
+def _renderer_for(root: Path, renderer: ScriptRenderer) -> Iterator[None]:
+    _RENDERERS[root] = renderer
+    try:
+        yield
+    finally:
+        _RENDERERS.pop(root, None)
+
+
+def _render_batch(job: _BatchJob) -> list[FileEntry]:
+    """Snapshots before and after, notices, the batch CSV, New-MigrationBatch and completion."""
+    renderer = _RENDERERS.get(job.root) or _RENDERERS.setdefault(job.root, ScriptRenderer(job.loaded))
+    cfg = job.loaded.config
+    plan = job.plan
+    batch = job.batch
+    files: list[FileEntry] = []
+
+    def in_folder(step: P.Step, name: str) -> str:
+        return f"{plan[step].path}/{name}"
+
+    def add(step: P.Step, name: str, **context: object) -> FileEntry:
+        numbered = plan[step]
+        entry = write_file(job.root, in_folder(step, name), renderer.render(numbered, **context), "script",
+                           step=numbered)
+        files.append(entry)
+        return entry
+
+    # Each address is quoted once and reused by every list of the batch that names it.
+    rows = [(ps_str(src), ps_str(dst), ps_str(name)) for src, dst, name in job.users]
+    add(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1",
+        mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
+        snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
+        result_file=f"snapshot-before-{batch.slug}.csv")
+    add(P.TARGET_SNAPSHOT, f"{batch.slug}.ps1",
+        mailboxes=ps_records(("Mailbox", "MappedTo"), ((dst, src) for src, dst, _ in rows)),
+        snapshot={"Side": "after", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
+        result_file=f"snapshot-after-{batch.slug}.csv")
+    notice = job.notice
+    if cfg.notify is not None and notice is not None:
+        cutover = cutover_of(job.loaded, batch)
+        add(P.SOURCE_NOTICES, f"{batch.slug}.ps1",
+            notice={"Sender": cfg.notify.sender, "Subject": notice.subject, "Body": notice.body,
+                    "ContentType": "HTML" if notice.html else "Text", "Batch": batch.name,
+                    "Cutover": cutover.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                    if cutover else ""},
+            recipients=ps_records(("DisplayName", "Address", "NewAddress"),
+                                  ((name, src, dst) for src, dst, name in rows)),
+            result_file=f"notices-{batch.slug}.csv")
+
+    csv_entry = write_file(job.root, in_folder(P.TARGET_BATCHES, f"{batch.slug}.csv"),
+                           csv_bytes(["EmailAddress"], ([t] for t in batch.targets)), "batch-csv",
+                           step=plan[P.TARGET_BATCHES])
+    files.append(csv_entry)
+    options = batch.options
+    add(P.TARGET_BATCHES, f"{batch.slug}.ps1", batch={
+        "Name": batch.name,
+        "SourceEndpoint": cfg.endpoint.name,
+        "TargetDeliveryDomain": cfg.target_delivery_domain,
+        "CsvFile": f"{batch.slug}.csv",
+        "CsvSha256": csv_entry.sha256.upper(),
+        "Count": len(batch.targets),
+        "AutoStart": batch.auto_start,
+        "AutoComplete": batch.auto_complete,
+        "StartAfter": options.start_after if options else None,
+        "CompleteAfter": options.complete_after if options else None,
+        "NotificationEmails": list(options.notification_emails) if options else [],
+    })
+    add(P.TARGET_COMPLETE, f"{batch.slug}.ps1", batch={"Name": batch.name, "Count": len(batch.targets)})
+    return files
 
 
 def _manifest_steps(loaded: LoadedConfig, plan: Plan) -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ from .config import LoadedConfig
 from .errors import InputError, Problem
 from .exports import Block, is_plain, open_export, rows_of, to_mailbox
 from .mailusers import derive_mailuser
-from .parallel import default_workers, ordered_map
+from .parallel import Workers, default_workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,23 +133,25 @@ def prepare(
     *,
     on_chunk: ChunkSink | None = None,
     progress: Progress | None = None,
-    workers: int | None = None,
+    workers: int | Workers | None = None,
 ) -> Prepared:
     """Read and check every row; raise :class:`InputError` with all problems if any is an error.
 
-    ``workers``: processes for the per-row work (``None``: one per core for large exports).
+    ``workers``: processes for the per-row work, or a pool to use (``None``: see
+    :func:`workers_for`).
     """
+    if not isinstance(workers, Workers):
+        with Workers(workers_for(export) if workers is None else workers) as pool:
+            return prepare(loaded, export, export_display, on_chunk=on_chunk, progress=progress, workers=pool)
     source = open_export(export, export_display)
     state = _Pass(loaded, export_display, on_chunk)
     context = state.context(source.columns)
-    if workers is None:
-        workers = default_workers() if export.stat().st_size >= PARALLEL_FROM_BYTES else 0
     gc_was_enabled = gc.isenabled()
     # Rows hold no reference cycles, and collecting while 100,000 small records stay alive
     # costs about a third of the run.
     gc.disable()
     try:
-        for results in ordered_map(convert_rows, context, source.blocks, workers=workers):
+        for results in workers.ordered_map(convert_rows, context, source.blocks):
             if progress is not None:
                 progress(len(results))
             for result in results:
@@ -159,6 +161,15 @@ def prepare(
         if gc_was_enabled:
             gc.enable()
     return state.finish()
+
+
+def workers_for(export: Path) -> int:
+    """Worker processes for reading ``export``: one per core if it is large, else none."""
+    try:
+        size = export.stat().st_size
+    except OSError:
+        return 0  # reading it reports the problem
+    return default_workers() if size >= PARALLEL_FROM_BYTES else 0
 
 
 class _Pass:

@@ -11,7 +11,7 @@ import pytest
 
 from runbook import build
 from runbook.errors import InputError, RefusedError
-from runbook.powershell import decode_single_quoted
+from runbook.powershell import PsCode, decode_single_quoted
 from runbook.render import BOM, sha256
 from runbook.templating import TemplateDataError, make_environment, templates_dir
 
@@ -236,3 +236,30 @@ def test_hostile_names_stay_inside_string_literals(make_config, tmp_path: Path) 
                 if bad in line:
                     assert b"'" in line.split(bad)[0], (path, line)
     assert hostile_values <= seen
+
+
+@pytest.mark.parametrize("tenant_name", ["Wingtip Toys", "Wingtip \ue000\ue001 Toys"])
+def test_chunk_scripts_spliced_from_one_render_equal_a_full_render(make_config, tenant_name: str) -> None:
+    """render_chunk renders each step once with markers; every chunk must come out exactly as a
+    render of its own would, and a config value holding a marker character must not be spliced."""
+    from runbook import plan as P
+    from runbook.config import load_config
+    from runbook.mailusers import RECORD
+    from runbook.render import ScriptRenderer
+
+    loaded = load_config(make_config({'name = "Wingtip Toys"': f'name = "{tenant_name}"',
+                                      'name = "Tailspin Toys"': f'name = "{tenant_name} 2"'}))
+    renderer = ScriptRenderer(loaded)
+    steps = P.Plan(loaded.config)
+    block = ("    " + RECORD.format([7, "a'b@x.kr", "n", "Renée ’D’", "a", "", "", "u@y.kr", "u@y.kr", "a@x.kr",
+                                     "00000000-0000-0000-0000-000000000001", None, ["X500:/o=x/cn=y"]]) + "\n").encode()
+    for step, stem, context in ((P.TARGET_MAILUSERS, "mailusers", {}),
+                                (P.SOURCE_PREFLIGHT, "preflight-source-users",
+                                 {"target_tenant_id": str(loaded.config.target.tenant_id)})):
+        numbered = steps[step]
+        for number in (1, 7, 10, 123, 9999, 12345):
+            spliced = renderer.render_chunk(numbered, number, block, result_stem=stem, **context)
+            whole = renderer.render(numbered, records=PsCode(block.decode()), chunk={"Number": number},
+                                    result_file=f"{stem}-{number:04d}.csv", **context)
+            assert spliced == whole, (step.id, number)
+            assert tenant_name.encode() in spliced

@@ -43,6 +43,7 @@ OPTIONAL_COLUMNS = (
     *(f"CustomAttribute{i}" for i in range(1, 16)),
 )
 _HOLD_FLAGS = ("DelayHoldApplied", "DelayReleaseHoldApplied", "ComplianceTagHoldApplied")
+_HOLD_FLAG_SET = frozenset(_HOLD_FLAGS)
 KNOWN_COLUMNS = {name.lower(): name for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
 
 #: What a multi-valued property looks like when it was exported without being joined.
@@ -117,31 +118,20 @@ def to_mailbox(
     ``keep`` maps names in :attr:`SourceMailbox.extra` to further columns to carry along.
     ``plain``: the reader vouches that no cell is a list, holds NUL or is an unjoined type name
     (see :func:`plain_text`), so the per-cell scan is skipped.
-    This runs once per row of exports with 100,000 rows, so it is written for speed: one pass
-    over the cells finds what no column may hold, then each field is read plainly.
+    This runs once per row of exports with 100,000 rows, so it is written for speed: cells that
+    no column may hold are set aside first (unless ``plain``), then each field is read plainly.
     """
     values = raw.values
     line = raw.line
     problems: list[Problem] = []
-    spoiled: set[str] = set()
-    for column, value in () if plain else values.items():
-        if type(value) is str:
-            if "\x00" in value:
-                problems.append(Problem(display, line, column, "contains a NUL character"))
-                spoiled.add(column)
-            elif value in _UNJOINED:
-                problems.append(Problem(display, line, column, JOIN_FIX.replace("EmailAddresses", column)))
-                spoiled.add(column)
-        elif value is not None and column not in LIST_COLUMNS:
-            problems.append(Problem(display, line, column, "expected one value, found a list"))
-            spoiled.add(column)
-
-    def text(column: str) -> str:
-        value = values.get(column)
-        return value if type(value) is str and column not in spoiled else ""
+    spoiled = set() if plain else _spoiled(values, problems, display, line)
+    if spoiled:
+        values = {column: value for column, value in values.items() if column not in spoiled}
+    # Every remaining cell of a column read as text is text or missing (None, from a CLIXML Nil).
+    get = values.get
 
     def required(column: str) -> str:
-        value = text(column)
+        value = get(column) or ""
         if not value.strip() and column not in spoiled:
             problems.append(Problem(display, line, column, "is empty"))
         return value
@@ -154,9 +144,9 @@ def to_mailbox(
             problems.append(Problem(display, line, "PrimarySmtpAddress", str(exc)))
     alias = required("Alias")
     name = required("Name")
-    exchange_guid = _guid(text("ExchangeGuid"), "ExchangeGuid", False, problems, display, line, spoiled)
-    archive_guid = _guid(text("ArchiveGuid"), "ArchiveGuid", True, problems, display, line, spoiled)
-    legacy_dn = text("LegacyExchangeDN").strip()
+    exchange_guid = _guid(get("ExchangeGuid") or "", "ExchangeGuid", False, problems, display, line, spoiled)
+    archive_guid = _guid(get("ArchiveGuid") or "", "ArchiveGuid", True, problems, display, line, spoiled)
+    legacy_dn = (get("LegacyExchangeDN") or "").strip()
     if not legacy_dn:
         if "LegacyExchangeDN" not in spoiled:
             problems.append(Problem(display, line, "LegacyExchangeDN",
@@ -164,23 +154,25 @@ def to_mailbox(
     elif not _LEGACY_DN.match(legacy_dn):
         problems.append(Problem(display, line, "LegacyExchangeDN",
                                 "does not look like a LegacyExchangeDN (/o=.../ou=.../cn=...)"))
-    addresses = _listing(values.get("EmailAddresses"), "EmailAddresses" in spoiled)
+    addresses = _listing(get("EmailAddresses"))
     if not addresses and "EmailAddresses" not in spoiled:
         problems.append(Problem(display, line, "EmailAddresses", "is empty; a mailbox has at least its primary SMTP proxy"))
+    folded_primary = primary.casefold()
     for entry in addresses:
         prefix, sep, address = entry.partition(":")
-        if (not sep or prefix.lower() == "smtp") and (address if sep else entry).casefold() != primary.casefold():
+        if (not sep or prefix.lower() == "smtp") and (address if sep else entry).casefold() != folded_primary:
             try:
                 validate_address(address if sep else entry)
             except AddressError as exc:
                 problems.append(Problem(display, line, "EmailAddresses", f"{entry!r}: {exc}"))
-    locations = values.get("MailboxLocations")
-    hold = _flag(text("LitigationHoldEnabled"), "LitigationHoldEnabled", problems, display, line)
-    other_holds = tuple(c for c in _HOLD_FLAGS if c in values and _flag(text(c), c, problems, display, line))
+    locations = get("MailboxLocations")
+    hold = _flag(get("LitigationHoldEnabled") or "", "LitigationHoldEnabled", problems, display, line)
+    other_holds = tuple(c for c in _HOLD_FLAGS if _flag(get(c) or "", c, problems, display, line)) \
+        if not _HOLD_FLAG_SET.isdisjoint(values) else ()
     extra = {}
     if keep:
         for key, column in keep.items():
-            value = values.get(column)
+            value = get(column)
             extra[key] = value if isinstance(value, str) else ";".join(value or ())
     if problems or exchange_guid is None:
         return None, problems
@@ -189,21 +181,20 @@ def to_mailbox(
             line,
             primary,
             alias,
-            text("DisplayName") or name,
+            get("DisplayName") or name,
             name,
             exchange_guid,
             archive_guid,
             legacy_dn,
             addresses,
-            text("FirstName"),
-            text("LastName"),
-            text("UserPrincipalName").strip(),
-            text("RecipientTypeDetails").strip(),
+            get("FirstName") or "",
+            get("LastName") or "",
+            (get("UserPrincipalName") or "").strip(),
+            (get("RecipientTypeDetails") or "").strip(),
             hold,
-            _listing(values.get("InPlaceHolds"), "InPlaceHolds" in spoiled),
+            _listing(get("InPlaceHolds")),
             other_holds,
-            None if locations is None else sum(
-                1 for x in _listing(locations, "MailboxLocations" in spoiled) if "auxarchive" in x.lower()),
+            None if locations is None else sum(1 for x in _listing(locations) if "auxarchive" in x.lower()),
             extra,
         ),
         [],
@@ -218,11 +209,29 @@ def plain_text(text: str) -> bool:
     return "\x00" not in text and not any(marker in text for marker in UNJOINED_MARKERS)
 
 
-def _listing(value: RawValue, spoiled: bool) -> tuple[str, ...]:
-    if value is None or spoiled:
+def _spoiled(values: Mapping[str, RawValue], problems: list[Problem], display: str, line: int) -> set[str]:
+    """Columns whose cell no column may hold (NUL, an unjoined type name, a list where one value
+    belongs), each reported; the row is read as if they were missing, without a second problem."""
+    spoiled: set[str] = set()
+    for column, value in values.items():
+        if type(value) is str:
+            if "\x00" in value:
+                problems.append(Problem(display, line, column, "contains a NUL character"))
+                spoiled.add(column)
+            elif value in _UNJOINED:
+                problems.append(Problem(display, line, column, JOIN_FIX.replace("EmailAddresses", column)))
+                spoiled.add(column)
+        elif value is not None and column not in LIST_COLUMNS:
+            problems.append(Problem(display, line, column, "expected one value, found a list"))
+            spoiled.add(column)
+    return spoiled
+
+
+def _listing(value: RawValue) -> tuple[str, ...]:
+    if not value:
         return ()
-    parts = value.split(";") if isinstance(value, str) else value
-    return tuple(p for p in (str(part).strip() for part in parts) if p)
+    parts = value.split(";") if isinstance(value, str) else [str(part) for part in value]
+    return tuple(filter(None, map(str.strip, parts)))
 
 
 def _guid(raw: str, column: str, optional: bool, problems: list[Problem], display: str, line: int,
