@@ -263,3 +263,20 @@ def test_chunk_scripts_spliced_from_one_render_equal_a_full_render(make_config, 
                                     result_file=f"{stem}-{number:04d}.csv", **context)
             assert spliced == whole, (step.id, number)
             assert tenant_name.encode() in spliced
+
+
+def test_chunk_scripts_read_only_keys_their_chunk_has(every_render: Path) -> None:
+    """A missing key of a hashtable reads as $null even under StrictMode, so a typo or a key that
+    was never filled in (a progress text once read $Chunk.Of) would fail silently at run time."""
+    checked = 0
+    for path in sorted(every_render.rglob("*.ps1")):
+        text = path.read_text(encoding="utf-8-sig")
+        declared = re.search(r"^\$Chunk = \[ordered\]@\{(.*)\}$", text, re.MULTILINE)
+        used = set(re.findall(r"\$Chunk\.(\w+)", text))
+        if declared is None:
+            assert not used, path
+            continue
+        keys = set(re.findall(r"'(\w+)' = ", declared.group(1)))
+        assert used <= keys, (path, used - keys)
+        checked += 1
+    assert checked >= 3

@@ -151,7 +151,7 @@ function Set-RunbookStamp {
     Invoke-RunbookRetry -Action { Set-MailUser @stamp }
 }
 
-$activity = 'MailUsers, chunk {0} of {1}' -f $Chunk.Number, $Chunk.Of
+$activity = 'MailUsers, chunk {0}' -f $Chunk.Number
 $position = 0
 foreach ($entry in $MailUsers) {
     $position++
