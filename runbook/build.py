@@ -21,7 +21,7 @@ from .notices import Notice, load_notice
 from .plan import Plan
 from .powershell import ps_records, ps_str
 from .parallel import Workers
-from .prepare import Prepared, Progress, prepare, workers_for
+from .prepare import Prepared, Progress, paused_gc, prepare, workers_for
 from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown, write_file
 
 MAPPING_FILE = "mailboxes.csv"
@@ -114,7 +114,8 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     renderer = ScriptRenderer(loaded)
     plan = Plan(loaded.config)
     count = workers_for(export) if workers is None else workers
-    with OutputTree(out_dir, plan.order()) as tree, _renderer_for(tree.root, renderer), Workers(count) as pool:
+    with paused_gc(), OutputTree(out_dir, plan.order()) as tree, _renderer_for(tree.root, renderer), \
+            Workers(count) as pool:
         def write_chunk(number: int, records: list[bytes]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
             block = b"".join(records)
@@ -206,6 +207,10 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         numbered = plan[step]
         tree.add(path or numbered.path, renderer.render(numbered, **context), "script", step=numbered)
 
+    def add_in_worker(step: P.Step, **context: object) -> None:
+        """A step that lists every mailbox: quoting 100,000 addresses is worth a worker."""
+        jobs.append(pool.submit(_render_step, _StepJob(loaded, tree.root, plan[step], context)))
+
     def in_folder(step: P.Step, name: str) -> str:
         return f"{plan[step].path}/{name}"
 
@@ -214,7 +219,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     add(P.TARGET_CUSTOMIZATION)
     add(P.TARGET_ENDPOINT, endpoint=endpoint, secret={"Kind": cfg.app.secret_kind, "Name": cfg.app.secret_name})
     add(P.TARGET_RELATIONSHIP, relationship=to_source)
-    add(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
+    add_in_worker(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
     add(P.SOURCE_RELATIONSHIP, relationship=to_target)
     if cfg.sync is not None:
         sync = {
@@ -241,10 +246,10 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         side = cfg.licensing.side
         users = ([a.target_primary for a in prepared.assignments] if side == "target"
                  else [a.source_upn or a.source_primary for a in prepared.assignments])
-        add(P.TARGET_LICENSES if side == "target" else P.SOURCE_LICENSES,
+        add_in_worker(P.TARGET_LICENSES if side == "target" else P.SOURCE_LICENSES,
             licensing={"SkuPartNumber": cfg.licensing.sku_part_number, "UsageLocation": cfg.licensing.usage_location},
             users=users, result_file="licenses.csv")
-    add(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
+    add_in_worker(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
         mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
 
     snapshot_app = {"Purpose": "snapshots", "Roles": list(P.SNAPSHOT_ROLES)}
@@ -276,6 +281,21 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
 
 
 @dataclass(frozen=True)
+class _StepJob:
+    """One whole-step script rendered in a worker process."""
+
+    loaded: LoadedConfig
+    root: Path
+    step: P.Step  # numbered
+    context: dict[str, object]
+
+
+def _render_step(job: _StepJob) -> list[FileEntry]:
+    script = _renderer_of(job.root, job.loaded).render(job.step, **job.context)
+    return [write_file(job.root, job.step.path, script, "script", step=job.step)]
+
+
+@dataclass(frozen=True)
 class _BatchJob:
     """What one batch's scripts need; it travels to a worker process, so it stays small."""
 
@@ -301,9 +321,13 @@ def _renderer_for(root: Path, renderer: ScriptRenderer) -> Iterator[None]:
         _RENDERERS.pop(root, None)
 
 
+def _renderer_of(root: Path, loaded: LoadedConfig) -> ScriptRenderer:
+    return _RENDERERS.get(root) or _RENDERERS.setdefault(root, ScriptRenderer(loaded))
+
+
 def _render_batch(job: _BatchJob) -> list[FileEntry]:
     """Snapshots before and after, notices, the batch CSV, New-MigrationBatch and completion."""
-    renderer = _RENDERERS.get(job.root) or _RENDERERS.setdefault(job.root, ScriptRenderer(job.loaded))
+    renderer = _renderer_of(job.root, job.loaded)
     cfg = job.loaded.config
     plan = job.plan
     batch = job.batch

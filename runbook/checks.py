@@ -13,6 +13,29 @@ from .errors import Problem
 from .exports.model import SourceMailbox
 
 
+DuplicateKeys = tuple[str, "str | None", str, str, str, str, tuple[str, ...], tuple[str, ...]]
+"""ExchangeGuid, ArchiveGuid, alias and its folded form, primary address and its folded form,
+target addresses and their folded forms: see :func:`duplicate_keys`."""
+
+
+def duplicate_keys(exchange_guid: str, archive_guid: str | None, alias: str, primary: str,
+                   target_addresses: Sequence[str]) -> DuplicateKeys:
+    """What :meth:`DuplicateCheck.check` compares for one row, folded where the row is read.
+
+    Folding happens in the worker that reads the row, so the single pass that must see every
+    row only looks values up. A value that folds to itself is kept as the same object, which
+    costs nothing more to send between processes.
+    """
+    targets = tuple(target_addresses)
+    return (exchange_guid, archive_guid, alias, _folded(alias), primary, _folded(primary), targets,
+            tuple([_folded(address) for address in targets]))
+
+
+def _folded(text: str) -> str:
+    folded = text.casefold()
+    return text if folded == text else folded
+
+
 class DuplicateCheck:
     """Finds values that must be unique across the export, naming both rows.
 
@@ -28,21 +51,21 @@ class DuplicateCheck:
         self._primary: dict[str, int] = {}
         self._targets: dict[str, int] = {}
 
-    def check(self, line: int, exchange_guid: str, archive_guid: str | None, alias: str, primary: str,
-              target_addresses: Sequence[str]) -> list[Problem]:
-        """Duplicates of this row's keys among the rows before it."""
+    def check(self, line: int, keys: DuplicateKeys) -> list[Problem]:
+        """Duplicates of this row's keys (from :func:`duplicate_keys`) among the rows before it."""
+        exchange_guid, archive_guid, alias, folded_alias, primary, folded_primary, targets, folded_targets = keys
         found: list[Problem] = []
         if (first := self._exchange.setdefault(exchange_guid, line)) != line:
             found.append(self._problem(line, "ExchangeGuid", exchange_guid, first))
-        if (first := self._alias.setdefault(alias.casefold(), line)) != line:
+        if (first := self._alias.setdefault(folded_alias, line)) != line:
             found.append(self._problem(line, "Alias", alias, first))
-        if (first := self._primary.setdefault(primary.casefold(), line)) != line:
+        if (first := self._primary.setdefault(folded_primary, line)) != line:
             found.append(self._problem(line, "PrimarySmtpAddress", primary, first))
         if archive_guid and (first := self._archive.setdefault(archive_guid, line)) != line:
             found.append(self._problem(line, "ArchiveGuid", archive_guid, first))
-        targets = self._targets
-        for address in target_addresses:
-            if (first := targets.setdefault(address.casefold(), line)) != line:
+        seen = self._targets
+        for address, folded in zip(targets, folded_targets):
+            if (first := seen.setdefault(folded, line)) != line:
                 found.append(self._problem(line, "EmailAddresses", f"target address {address}", first))
         return found
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runbook.checks import DuplicateCheck, row_findings
+from runbook.checks import DuplicateCheck, duplicate_keys, row_findings
 from runbook.exports.model import RawRow, to_mailbox
 
 from .test_exports import mailbox_row
@@ -47,8 +47,8 @@ def test_a_bad_flag_value_is_reported() -> None:
 
 def test_duplicates_name_the_first_line() -> None:
     check = DuplicateCheck("e.csv")
-    assert check.check(2, "g1", "a1", "anna", "Anna@x.kr", ["anna@y.kr"]) == []
-    found = check.check(9, "g1", "a1", "ANNA", "anna@x.kr", ["ANNA@y.kr"])
+    assert check.check(2, duplicate_keys("g1", "a1", "anna", "Anna@x.kr", ["anna@y.kr"])) == []
+    found = check.check(9, duplicate_keys("g1", "a1", "ANNA", "anna@x.kr", ["ANNA@y.kr"]))
     assert [str(p) for p in found] == [
         "e.csv:9: ExchangeGuid: g1 is the same as on line 2; each mailbox needs its own",
         "e.csv:9: Alias: ANNA is the same as on line 2; each mailbox needs its own",
