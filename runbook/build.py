@@ -21,8 +21,9 @@ from .notices import Notice, load_notice
 from .plan import Plan
 from .powershell import ps_records, ps_str
 from .parallel import Workers
-from .prepare import Prepared, Progress, paused_gc, prepare, workers_for
-from .render import FileEntry, OutputTree, ScriptRenderer, csv_bytes, file_sha256, render_markdown, write_file
+from .prepare import Assignment, Prepared, Progress, paused_gc, prepare, workers_for
+from .render import (FileEntry, OutputTree, ScriptRenderer, csv_bytes, csv_pieces, file_sha256, render_markdown,
+                     write_file)
 
 MAPPING_FILE = "mailboxes.csv"
 EXPORT_CSV_NAME = "source-mailboxes.csv"
@@ -175,10 +176,9 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     go to the worker processes first and are rendered while this process does the rest.
     """
     cfg = loaded.config
-    by_batch: dict[str, list[tuple[str, str, str]]] = {b.name: [] for b in prepared.batches}
+    by_batch: dict[str, list[Assignment]] = {b.name: [] for b in prepared.batches}
     for assignment in prepared.assignments:
-        by_batch[assignment.batch].append((assignment.source_primary, assignment.target_primary,
-                                           assignment.display_name))
+        by_batch[assignment.batch].append(assignment)
     jobs = [pool.submit(_render_batch, _BatchJob(loaded, plan, notice, tree.root, batch, by_batch.pop(batch.name)))
             for batch in prepared.batches]
     app = {
@@ -271,7 +271,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     add(P.SOURCE_TEARDOWN, relationship=to_target, scope_groups=group_names)
 
     chunk_paths = [plan.chunk_path(P.TARGET_MAILUSERS, "mailusers", n) for n in range(1, prepared.chunk_count + 1)]
-    tree.add(MAPPING_FILE, csv_bytes(
+    tree.add_pieces(MAPPING_FILE, csv_pieces(
         ["Line", "SourcePrimarySmtpAddress", "TargetPrimarySmtpAddress", "Batch", "MailUserScript"],
         ([a.line, a.source_primary, a.target_primary, a.batch, chunk_paths[a.chunk - 1]]
          for a in prepared.assignments)), "mapping")
@@ -304,7 +304,7 @@ class _BatchJob:
     notice: Notice | None
     root: Path
     batch: PlannedBatch
-    users: list[tuple[str, str, str]]  # source primary, target primary, display name; in export order
+    users: list[Assignment]  # in export order
 
 
 _RENDERERS: dict[Path, ScriptRenderer] = {}
@@ -344,7 +344,7 @@ def _render_batch(job: _BatchJob) -> list[FileEntry]:
         return entry
 
     # Each address is quoted once and reused by every list of the batch that names it.
-    rows = [(ps_str(src), ps_str(dst), ps_str(name)) for src, dst, name in job.users]
+    rows = [(ps_str(a.source_primary), ps_str(a.target_primary), ps_str(a.display_name)) for a in job.users]
     add(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1",
         mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
         snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},

@@ -138,21 +138,9 @@ def derive_mailuser(
         external_address = mbx.primary_smtp_address
 
     return Derivation(
-        MailUser(
-            line=mbx.line,
-            source_primary=mbx.primary_smtp_address,
-            name=mbx.name,
-            display_name=mbx.display_name,
-            alias=mbx.alias,
-            first_name=mbx.first_name,
-            last_name=mbx.last_name,
-            user_principal_name=target_primary,
-            primary_smtp_address=target_primary,
-            external_email_address=external_address,
-            exchange_guid=mbx.exchange_guid,
-            archive_guid=mbx.archive_guid,
-            email_addresses=tuple(proxies),
-        ),
+        MailUser(mbx.line, mbx.primary_smtp_address, mbx.name, mbx.display_name, mbx.alias, mbx.first_name,
+                 mbx.last_name, target_primary, target_primary, external_address, mbx.exchange_guid,
+                 mbx.archive_guid, tuple(proxies)),
         None,
         tuple(sorted(dropped)),
     )

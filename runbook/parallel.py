@@ -9,6 +9,7 @@ are in flight at once, so the export is still streamed, never held whole.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections import deque
@@ -40,15 +41,21 @@ class Workers:
 
     def __enter__(self) -> Workers:
         if self.count > 0:
+            # What exists now is shared with the forked workers; frozen, no collection in any of
+            # them touches (and so copies) those objects' memory.
+            gc.freeze()
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context)
+            # A forked worker inherits a paused collector (see prepare.paused_gc); it renders
+            # templates, whose cyclic garbage would otherwise keep whole scripts alive.
+            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context, initializer=gc.enable)
         return self
 
     def __exit__(self, *_: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            gc.unfreeze()
 
     def submit(self, func: Callable[..., R], *args: Any) -> Future[R]:
         """Start ``func(*args)`` in a worker; without workers it runs here, now."""

@@ -64,7 +64,16 @@ def ps_str(value: object) -> PsCode:
 
 def _quote(text: str) -> str:
     if "\x00" in text:
-        raise PowerShellValueError("a NUL character cannot appear in a PowerShell script")
+        raise _nul()
+    return _literal(text)
+
+
+def _nul() -> PowerShellValueError:
+    return PowerShellValueError("a NUL character cannot appear in a PowerShell script")
+
+
+def _literal(text: str) -> str:
+    """The single-quoted literal for ``text``; the caller has made sure it holds no NUL."""
     text = text.replace("'", "''")
     if not text.isascii():
         # A few substring searches and replaces are several times faster than str.translate.
@@ -179,17 +188,21 @@ class RecordLayout:
             append(prefix)
             kind = type(value)
             if kind is str:
-                append(_quote(value))
+                append(_literal(value))
             elif value is None:
                 append("$null")
             elif kind is int:
                 append(str(value) if value >= 0 else f"({value})")
             elif (kind is tuple or kind is list) and all(type(item) is str for item in value):
-                append("@(" + ", ".join([_quote(item) for item in value]) + ")")
+                append("@(" + ", ".join([_literal(item) for item in value]) + ")")
             else:
                 append(ps_value(value))
         append("}")
-        return "".join(parts)
+        record = "".join(parts)
+        # One search of the whole record instead of one per value: a NUL in any value is in it.
+        if "\x00" in record:
+            raise _nul()
+        return record
 
 
 def ps_value(value: Any) -> PsCode:

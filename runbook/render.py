@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,19 @@ class OutputTree:
             raise ValueError(f"{rel} is written twice")
         return self.register(write_file(self.root, rel, data, kind, step=step))
 
+    def add_pieces(self, rel: str, pieces: Iterable[bytes], kind: str) -> FileEntry:
+        """Like :meth:`add`, for a file written and hashed piece by piece (the mapping of 100,000 rows)."""
+        if rel in self.entries:
+            raise ValueError(f"{rel} is written twice")
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with target.open("wb") as fh:
+            for piece in pieces:
+                digest.update(piece)
+                fh.write(piece)
+        return self.register(FileEntry(rel, digest.hexdigest(), kind))
+
     def register(self, entry: FileEntry) -> FileEntry:
         """Record a file written into :attr:`root` elsewhere (by a worker, with :func:`write_file`)."""
         if entry.path in self.entries:
@@ -167,11 +181,25 @@ def _json_bytes(value: Any) -> bytes:
 
 def csv_bytes(header: Iterable[str], rows: Iterable[Iterable[object]]) -> bytes:
     """CSV as Exchange reads it: comma-separated, CRLF, UTF-8 without BOM."""
+    return b"".join(csv_pieces(header, rows))
+
+
+def csv_pieces(header: Iterable[str], rows: Iterable[Iterable[object]], *, rows_per_piece: int = 4096) -> Iterator[bytes]:
+    """:func:`csv_bytes` a few thousand rows at a time, for a file too large to build in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    it = iter(rows)
+    while True:
+        before = buffer.tell()
+        writer.writerows(itertools.islice(it, rows_per_piece))
+        if buffer.tell() == before:
+            break
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode("utf-8")
 
 
 class ScriptRenderer:

@@ -280,3 +280,21 @@ def test_chunk_scripts_read_only_keys_their_chunk_has(every_render: Path) -> Non
         assert used <= keys, (path, used - keys)
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("rows_per_piece", [1, 7, 4096])
+def test_csv_written_in_pieces_is_the_csv_written_at_once(rows_per_piece: int) -> None:
+    import csv
+    import io
+
+    from runbook.render import csv_bytes, csv_pieces
+
+    rows = [[i, "a,b", 'x"y', "Renée\r\n’", ""] for i in range(100)]
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(["A", "B", "C", "D", "E"])
+    writer.writerows(rows)
+    pieces = list(csv_pieces(["A", "B", "C", "D", "E"], rows, rows_per_piece=rows_per_piece))
+    assert b"".join(pieces) == csv_bytes(["A", "B", "C", "D", "E"], rows) == expected.getvalue().encode()
+    assert len(pieces) == -(-len(rows) // rows_per_piece)
+    assert csv_bytes(["A"], []) == b"A\r\n"
