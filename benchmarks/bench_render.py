@@ -2,8 +2,10 @@
 
 The baseline is the least a script could do for the same input: read the CSV, write one quoted
 New-MailUser and Set-MailUser line per user and a batch CSV. Both run as separate processes in
-the same invocation, so they share the machine's state; peak memory is each process's maximum
-resident set size.
+the same invocation, so they share the machine's state, each into an empty output folder; the
+best of ``--repeat`` timed runs counts. Peak memory comes from one more run of each, sampled:
+the largest process's maximum resident set size, and the whole process tree's proportional set
+size (PSS counts pages the worker processes share with the main process once).
 
     python3 benchmarks/bench_render.py                 # N = 100,000 and 200,000
     python3 benchmarks/bench_render.py --sizes 20000   # a quick run
@@ -91,20 +93,26 @@ def measure(count: int, work: Path, repeat: int) -> dict[str, float]:
     # The sample as it is (synchronization, notices, snapshots) with every mailbox in automatic batches.
     config.write_text(text[: text.index("[[batches]]")], encoding="utf-8")
     shutil.copyfile(REPO / "samples" / "notice.html", work / "notice.html")
-    runs: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "render": []}
-    for _ in range(repeat):
-        base_out = work / "baseline"
-        shutil.rmtree(base_out, ignore_errors=True)
-        base_out.mkdir()
-        runs["baseline"].append(_child([sys.executable, "-c", BASELINE, str(export), str(base_out)]))
-        runs["render"].append(_child([sys.executable, "-m", "runbook.cli", "render", "-c", str(config),
-                                      "-o", str(work / "out")]))
-    best = {name: min(r[0] for r in values) for name, values in runs.items()}
-    peak = {name: max(r[1] for r in values) for name, values in runs.items()}
-    tree = {name: max(r[2] for r in values) for name, values in runs.items()}
-    return {"n": count, "baseline_s": best["baseline"], "render_s": best["render"],
-            "ratio": best["render"] / best["baseline"], "render_peak_mb": peak["render"],
-            "render_tree_pss_mb": tree["render"], "baseline_peak_mb": peak["baseline"]}
+    commands = {
+        "baseline": lambda out: [sys.executable, "-c", BASELINE, str(export), str(out)],
+        "render": lambda out: [sys.executable, "-m", "runbook.cli", "render", "-c", str(config), "-o", str(out)],
+    }
+
+    def run(name: str, sample: bool) -> tuple[float, float, float]:
+        out = work / f"out-{name}"
+        shutil.rmtree(out, ignore_errors=True)  # both start from an empty folder, outside the timing
+        if name == "baseline":
+            out.mkdir()
+        return _child(commands[name](out), sample=sample)
+
+    # Timed runs are not sampled: reading /proc/PID/smaps_rollup of a 150 MB process takes
+    # milliseconds, and sampling three processes every 20 ms would take a good part of one of
+    # this machine's two cores away from the render. Memory is measured in a run of its own.
+    times = {name: min(run(name, False)[0] for _ in range(repeat)) for name in commands}
+    sampled = {name: run(name, True) for name in commands}
+    return {"n": count, "baseline_s": times["baseline"], "render_s": times["render"],
+            "ratio": times["render"] / times["baseline"], "render_peak_mb": sampled["render"][1],
+            "render_tree_pss_mb": sampled["render"][2], "baseline_peak_mb": sampled["baseline"][1]}
 
 
 PROBE = r"""
@@ -127,12 +135,15 @@ def pss(pid):
     except OSError:
         return 0
 
+sample = sys.argv[1] == "sample"
 start = time.perf_counter()
-child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
 peak = 0
-while child.poll() is None:
-    peak = max(peak, sum(pss(p) for p in tree(child.pid)))
-    time.sleep(0.02)
+if sample:
+    while child.poll() is None:
+        peak = max(peak, sum(pss(p) for p in tree(child.pid)))
+        time.sleep(0.02)
+child.wait()
 elapsed = time.perf_counter() - start
 if child.returncode:
     sys.exit(child.returncode)
@@ -140,12 +151,11 @@ print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, pe
 """
 
 
-def _child(command: list[str]) -> tuple[float, float, float]:
+def _child(command: list[str], *, sample: bool) -> tuple[float, float, float]:
     """Run ``command`` under a fresh measuring interpreter: wall seconds, the largest process's
-    peak RSS, and the peak PSS of the whole process tree (worker processes included), in MB.
-    Sampling every 20 ms adds a little to the wall time of both contestants alike."""
-    out = subprocess.run([sys.executable, "-c", PROBE, *command], check=True, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.split()
+    peak RSS, and (when ``sample``) the peak PSS of the whole process tree, workers included, in MB."""
+    out = subprocess.run([sys.executable, "-c", PROBE, "sample" if sample else "time", *command], check=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.split()
     return float(out[0]), float(out[1]), float(out[2])
 
 

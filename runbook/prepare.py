@@ -76,21 +76,17 @@ class RowContext(NamedTuple):
     """Only the source-side licensing step needs each user's UPN; otherwise it is not kept per row."""
 
 
-class RowResult(NamedTuple):
-    """One row after the per-row work: its problems, the keys compared across rows, its record."""
+RowResult = tuple[int, tuple[Problem, ...], "DuplicateKeys | None", "str | None", tuple[str, ...],
+                  "dict[str, str] | None", "bytes | None", str, str]
+"""One row after the per-row work, as a plain tuple (a NamedTuple costs a Python call to pickle
+and another to unpickle, per row): line, problems, the keys compared across rows (None if the
+row could not be read), target primary address, dropped proxy domains, extra columns, record,
+display name, UPN (kept only when needed, else "").
 
-    line: int
-    problems: tuple[Problem, ...]
-    keys: DuplicateKeys | None
-    target_primary: str | None
-    dropped: tuple[str, ...]
-    extra: dict[str, str] | None
-    # The MailUser's line in the scripts that embed it (quoted by RecordLayout, indented, UTF-8),
-    # None when the row has an error. Bytes because that is what is written, and bytes cross
-    # between processes as one copy, where a str is encoded on one side and decoded on the other.
-    record: bytes | None
-    display_name: str = ""
-    source_upn: str = ""
+The record is the MailUser's line in the scripts that embed it (quoted by RecordLayout,
+indented, UTF-8), None when the row has an error: bytes because that is what is written, and
+bytes cross between processes as one copy, where a str is encoded on one side and decoded on
+the other."""
 
 
 def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
@@ -103,7 +99,7 @@ def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]
             continue
         mbx, problems = to_mailbox(raw, context.display, context.keep, plain=plain)
         if mbx is None:
-            out.append(RowResult(raw.line, tuple(problems), None, None, (), None, None))
+            out.append((raw.line, tuple(problems), None, None, (), None, None, "", ""))
             continue
         problems = row_findings(mbx, context.display)
         derived = derive_mailuser(
@@ -119,14 +115,14 @@ def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]
         keys = duplicate_keys(mbx.exchange_guid, mbx.archive_guid, mbx.alias, mbx.primary_smtp_address,
                               user.smtp_addresses() if user is not None else ())
         if user is None:
-            out.append(RowResult(mbx.line, tuple(problems), keys, None, derived.dropped_domains,
-                                 mbx.extra or None, None))
+            out.append((mbx.line, tuple(problems), keys, None, derived.dropped_domains, mbx.extra or None, None,
+                        "", ""))
             continue
         blocked = any(p.severity == "error" for p in problems)
         record = None if blocked else f"    {user.ps_record()}\n".encode()
-        out.append(RowResult(mbx.line, tuple(problems), keys, user.primary_smtp_address,
-                             derived.dropped_domains, mbx.extra or None, record,
-                             mbx.display_name, mbx.user_principal_name if context.keep_upn else ""))
+        out.append((mbx.line, tuple(problems), keys, user.primary_smtp_address, derived.dropped_domains,
+                    mbx.extra or None, record, mbx.display_name,
+                    mbx.user_principal_name if context.keep_upn else ""))
     return out
 
 
@@ -213,7 +209,7 @@ class _Pass:
             self.failed = self.failed or any(p.severity == "error" for p in problems)
 
     def handle(self, result: RowResult | Problem) -> None:
-        if isinstance(result, Problem):
+        if type(result) is Problem:
             self.add([result])
             return
         line, problems, keys, target_primary, dropped, extra, record, display_name, source_upn = result

@@ -179,3 +179,14 @@ def test_record_layout_refuses_a_wrong_number_of_values_and_nul() -> None:
         layout.format(["a\x00", "b"])
     with pytest.raises(PowerShellValueError):
         layout.format(["a", ("b", "c\x00")])
+
+
+@pytest.mark.parametrize("text", [*HOSTILE, "100%s %d %%", "%(x)s"])
+def test_records_lines_equal_hashtables_whatever_the_text(text: str) -> None:
+    from runbook.powershell import ps_records
+
+    rows = [(ps_str(text), ps_str("b@x.kr")), (ps_str("c"), ps_str(text))]
+    block = ps_records(("Key %s", "Two"), rows)
+    assert block == "".join(f"    {ps_hashtable({'Key %s': a, 'Two': b})}\n"
+                            for a, b in ((text, "b@x.kr"), ("c", text)))
+    assert ps_records(("A",), []) == ""
