@@ -179,8 +179,13 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     by_batch: dict[str, list[Assignment]] = {b.name: [] for b in prepared.batches}
     for assignment in prepared.assignments:
         by_batch[assignment.batch].append(assignment)
-    jobs = [pool.submit(_render_batch, _BatchJob(loaded, plan, notice, tree.root, batch, by_batch.pop(batch.name)))
-            for batch in prepared.batches]
+    jobs = []
+    for batch in prepared.batches:
+        users = by_batch.pop(batch.name)
+        # Lists of strings: they pickle at C speed, where each Assignment costs two Python calls.
+        jobs.append(pool.submit(_render_batch, _BatchJob(
+            loaded, plan, notice, tree.root, batch, [a.source_primary for a in users],
+            [a.display_name for a in users])))
     app = {
         "AppId": str(cfg.app.app_id),
         "DisplayName": cfg.app.display_name,
@@ -304,7 +309,8 @@ class _BatchJob:
     notice: Notice | None
     root: Path
     batch: PlannedBatch
-    users: list[Assignment]  # in export order
+    sources: list[str]  # source primary addresses, in export order; the targets are batch.targets
+    names: list[str]  # display names, in the same order
 
 
 _RENDERERS: dict[Path, ScriptRenderer] = {}
@@ -344,7 +350,8 @@ def _render_batch(job: _BatchJob) -> list[FileEntry]:
         return entry
 
     # Each address is quoted once and reused by every list of the batch that names it.
-    rows = [(ps_str(a.source_primary), ps_str(a.target_primary), ps_str(a.display_name)) for a in job.users]
+    rows = [(ps_str(src), ps_str(dst), ps_str(name))
+            for src, dst, name in zip(job.sources, batch.targets, job.names, strict=True)]
     add(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1",
         mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
         snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
