@@ -412,13 +412,14 @@ def _manifest_steps(loaded: LoadedConfig, plan: Plan) -> list[dict[str, object]]
 def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared, plan: Plan, export: Path) -> bytes:
     """RUNBOOK.md: the checklist a person follows, with every script's sha256."""
     cfg = loaded.config
-    entries = tree.ordered()
+    by_step: dict[tuple[str | None, str], list[FileEntry]] = {}
+    for entry in tree.ordered():
+        by_step.setdefault((entry.step, entry.kind), []).append(entry)
     steps = []
     for number, step in enumerate(plan, 1):
-        files = [e for e in entries if e.step == step.id and e.kind == "script"]
-        csvs = [e for e in entries if e.step == step.id and e.kind == "batch-csv"]
         tenant = cfg.source if step.side == "source" else cfg.target
-        steps.append({"number": number, "step": step, "files": files, "csvs": csvs, "tenant": tenant})
+        steps.append({"number": number, "step": step, "files": by_step.get((step.id, "script"), []),
+                      "csvs": by_step.get((step.id, "batch-csv"), []), "tenant": tenant})
     batches_folder = plan[P.TARGET_BATCHES].path
     by_batch = [
         {"batch": b, "script": f"{batches_folder}/{b.slug}.ps1", "csv": f"{batches_folder}/{b.slug}.csv"}

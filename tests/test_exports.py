@@ -190,3 +190,13 @@ def test_to_mailbox_accepts_lists_from_structured_forms() -> None:
     mbx, problems = to_mailbox(RawRow(7, values), "e.xml")  # type: ignore[arg-type]
     assert problems == [] and mbx is not None
     assert mbx.email_addresses == ("SMTP:u@wingtiptoys.kr", "X500:/o=x/cn=y")
+
+
+@pytest.mark.parametrize("block_bytes", [1, 5, 1 << 19])
+def test_undecodable_bytes_in_the_header_name_its_line(tmp_path: Path, block_bytes: int) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"#TYPE Selected.Mailbox\r\n\"PrimarySmtpAddress\",\"Alias\xe9\"\r\n")
+    with pytest.raises(InputError) as info:
+        open_csv(path, "export.csv", block_bytes)
+    [problem] = info.value.problems
+    assert (problem.line, problem.field) == (2, "file")

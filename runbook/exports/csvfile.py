@@ -77,34 +77,34 @@ def open_csv(path: Path, display: str, block_bytes: int = BLOCK_BYTES) -> tuple[
     except OSError as exc:
         raise InputError([Problem(display, None, "file", f"cannot read: {exc.strerror}")]) from None
     try:
-        texts = _decoded(raw, display, encoding, block_bytes)
-        line_no, columns, delimiter, rest = _header(texts, display)
+        texts = _decoded(raw, encoding, block_bytes)
+        line_no, columns, delimiter, rest = _header(texts, display, encoding)
     except BaseException:
         raw.close()
         raise
-    return columns, _blocks(raw, texts, rest, display, line_no, columns, delimiter)
+    return columns, _blocks(raw, texts, rest, display, encoding, line_no, columns, delimiter)
 
 
-def _decoded(raw: BinaryIO, display: str, encoding: str, block_bytes: int) -> Iterator[str]:
-    """The file's text in pieces of about ``block_bytes``.
+class _Undecodable(Exception):
+    """An undecodable byte; ``before`` is the text of the same read before it. Whoever counts
+    lines turns it into a problem with the line the byte is on."""
 
-    An undecodable byte is reported with the line it is on.
-    """
+    def __init__(self, before: str) -> None:
+        super().__init__(before)
+        self.before = before
+
+
+def _decoded(raw: BinaryIO, encoding: str, block_bytes: int) -> Iterator[str]:
+    """The file's text in pieces of about ``block_bytes``; raises :class:`_Undecodable`."""
     decoder = codecs.getincrementaldecoder(encoding)()
-    line = 1
-    after_cr = False  # the last piece ended with CR: an LF starting the next one ends no new line
     while True:
         data = raw.read(block_bytes)
         try:
             text = decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:
-            before = exc.object[: exc.start].decode(encoding, errors="replace")
-            raise InputError([_encoding_problem(
-                display, line + line_breaks(before) - (after_cr and before.startswith("\n")), encoding)]) from None
+            raise _Undecodable(exc.object[: exc.start].decode(encoding, errors="replace")) from None
         if text:
             yield text
-            line += line_breaks(text) - (after_cr and text.startswith("\n"))
-            after_cr = text.endswith("\r")
         if not data:
             return
 
@@ -132,7 +132,7 @@ def _record_end(text: str, quotes: int) -> tuple[int, int]:
             return end + 1, quotes
 
 
-def _blocks(raw: BinaryIO, texts: Iterator[str], rest: str, display: str, line_no: int,
+def _blocks(raw: BinaryIO, texts: Iterator[str], rest: str, display: str, encoding: str, line_no: int,
             columns: tuple[str, ...], delimiter: str) -> Iterator[CsvBlock]:
     """Cut the text after the header into blocks of complete records, with their first lines.
 
@@ -143,34 +143,41 @@ def _blocks(raw: BinaryIO, texts: Iterator[str], rest: str, display: str, line_n
         pending: list[str] = []
         first = line_no + 1
         quotes = 0
-        for text in itertools.chain([rest], texts):
-            total = quotes + text.count('"')
-            end, before = _record_end(text, total)
-            if end < 0:
-                pending.append(text)
-                quotes = total
-                continue
-            pending.append(text[:end])
-            block = "".join(pending)
-            yield CsvBlock(first, block, columns, delimiter, display)
-            first += line_breaks(block)
-            pending = [text[end:]]
-            quotes = total - before
+        try:
+            for text in itertools.chain([rest], texts):
+                total = quotes + text.count('"')
+                end, before = _record_end(text, total)
+                if end < 0:
+                    pending.append(text)
+                    quotes = total
+                    continue
+                pending.append(text[:end])
+                block = "".join(pending)
+                yield CsvBlock(first, block, columns, delimiter, display)
+                first += line_breaks(block)
+                pending = [text[end:]]
+                quotes = total - before
+        except _Undecodable as exc:
+            line = first + line_breaks("".join(pending) + exc.before)
+            raise InputError([_encoding_problem(display, line, encoding)]) from None
         block = "".join(pending)
         if block:
             yield CsvBlock(first, block, columns, delimiter, display)
 
 
-def _header(texts: Iterator[str], display: str) -> tuple[int, tuple[str, ...], str, str]:
+def _header(texts: Iterator[str], display: str, encoding: str) -> tuple[int, tuple[str, ...], str, str]:
     """Skip a ``#TYPE`` line, read the header; return its line number, columns, delimiter and the
     text after it."""
     text = ""
-    for piece in texts:
-        text += piece
-        # Two whole lines: a #TYPE line and the header, or the header and a row. A CR at the
-        # end may be half of a CR LF.
-        if line_breaks(text) >= 2 and not text.endswith("\r"):
-            break
+    try:
+        for piece in texts:
+            text += piece
+            # Two whole lines: a #TYPE line and the header, or the header and a row. A CR at the
+            # end may be half of a CR LF.
+            if line_breaks(text) >= 2 and not text.endswith("\r"):
+                break
+    except _Undecodable as exc:
+        raise InputError([_encoding_problem(display, 1 + line_breaks(text + exc.before), encoding)]) from None
     lines = _LINE.findall(text)
     offset = 1 if lines and lines[0].startswith("#") else 0
     first = lines[offset] if len(lines) > offset else ""
