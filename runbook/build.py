@@ -9,6 +9,7 @@ import contextlib
 import datetime
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,20 +173,39 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
                  plan: Plan, notice: Notice | None, pool: Workers) -> None:
     """Render every step except the MailUser and pre-flight chunks, written while streaming.
 
-    The per-batch scripts (snapshots, notices, batch CSV and scripts) are most of the work; they
-    go to the worker processes first and are rendered while this process does the rest.
+    The scripts that list every mailbox (scope group, test, licences) and the per-batch scripts
+    (snapshots, notices, batch CSV and scripts) are most of the work; they go to the worker
+    processes first and are rendered while this process does the rest.
     """
     cfg = loaded.config
+    jobs: list[Future[list[FileEntry]]] = []
+    groups = scope_groups(loaded, prepared)
+
+    def add_in_worker(step: P.Step, **context: object) -> None:
+        """A step that lists every mailbox: quoting 100,000 addresses is worth a worker."""
+        jobs.append(pool.submit(_render_step, _StepJob(loaded, tree.root, plan[step], context)))
+
+    # The longest jobs first, so that the workers finish together.
+    add_in_worker(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
+    add_in_worker(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
+                  mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
+    if cfg.licensing is not None:
+        side = cfg.licensing.side
+        users = ([a.target_primary for a in prepared.assignments] if side == "target"
+                 else [a.source_upn or a.source_primary for a in prepared.assignments])
+        add_in_worker(P.TARGET_LICENSES if side == "target" else P.SOURCE_LICENSES,
+                      licensing={"SkuPartNumber": cfg.licensing.sku_part_number,
+                                 "UsageLocation": cfg.licensing.usage_location},
+                      users=users, result_file="licenses.csv")
     by_batch: dict[str, list[Assignment]] = {b.name: [] for b in prepared.batches}
     for assignment in prepared.assignments:
         by_batch[assignment.batch].append(assignment)
-    jobs = []
     for batch in prepared.batches:
-        users = by_batch.pop(batch.name)
+        batch_users = by_batch.pop(batch.name)
         # Lists of strings: they pickle at C speed, where each Assignment costs two Python calls.
         jobs.append(pool.submit(_render_batch, _BatchJob(
-            loaded, plan, notice, tree.root, batch, [a.source_primary for a in users],
-            [a.display_name for a in users])))
+            loaded, plan, notice, tree.root, batch, [a.source_primary for a in batch_users],
+            [a.display_name for a in batch_users])))
     app = {
         "AppId": str(cfg.app.app_id),
         "DisplayName": cfg.app.display_name,
@@ -195,7 +215,6 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         "SecretReference": cfg.app.secret,
     }
     consent_url = cfg.consent_url()
-    groups = scope_groups(loaded, prepared)
     group_names = [g["Name"] for g in groups]
     to_source = {"Name": cfg.organization_relationships.target_name, "PartnerTenantId": str(cfg.source.tenant_id)}
     to_target = {
@@ -212,10 +231,6 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         numbered = plan[step]
         tree.add(path or numbered.path, renderer.render(numbered, **context), "script", step=numbered)
 
-    def add_in_worker(step: P.Step, **context: object) -> None:
-        """A step that lists every mailbox: quoting 100,000 addresses is worth a worker."""
-        jobs.append(pool.submit(_render_step, _StepJob(loaded, tree.root, plan[step], context)))
-
     def in_folder(step: P.Step, name: str) -> str:
         return f"{plan[step].path}/{name}"
 
@@ -224,7 +239,6 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     add(P.TARGET_CUSTOMIZATION)
     add(P.TARGET_ENDPOINT, endpoint=endpoint, secret={"Kind": cfg.app.secret_kind, "Name": cfg.app.secret_name})
     add(P.TARGET_RELATIONSHIP, relationship=to_source)
-    add_in_worker(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
     add(P.SOURCE_RELATIONSHIP, relationship=to_target)
     if cfg.sync is not None:
         sync = {
@@ -247,15 +261,6 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     ):
         add(step, in_folder(step, "organization.ps1"), template_name=P.PREFLIGHT_ORGANIZATION_TEMPLATES[step.side],
             result_file=f"preflight-{step.side}-organization.csv", **context)
-    if cfg.licensing is not None:
-        side = cfg.licensing.side
-        users = ([a.target_primary for a in prepared.assignments] if side == "target"
-                 else [a.source_upn or a.source_primary for a in prepared.assignments])
-        add_in_worker(P.TARGET_LICENSES if side == "target" else P.SOURCE_LICENSES,
-            licensing={"SkuPartNumber": cfg.licensing.sku_part_number, "UsageLocation": cfg.licensing.usage_location},
-            users=users, result_file="licenses.csv")
-    add_in_worker(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
-        mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
 
     snapshot_app = {"Purpose": "snapshots", "Roles": list(P.SNAPSHOT_ROLES)}
     source_apps = [{**snapshot_app, "DisplayName": f"runbook mailbox snapshots ({cfg.source.name})"}]
