@@ -9,7 +9,6 @@ import contextlib
 import datetime
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from .errors import InputError, Problem
 from .notices import Notice, load_notice
 from .plan import Plan
 from .powershell import ps_records, ps_str
-from .parallel import Workers
+from .parallel import Task, Workers, gather
 from .prepare import Assignment, Prepared, Progress, paused_gc, prepare, workers_for
 from .render import (FileEntry, OutputTree, ScriptRenderer, csv_bytes, csv_pieces, file_sha256, render_markdown,
                      write_file)
@@ -178,7 +177,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     processes first and are rendered while this process does the rest.
     """
     cfg = loaded.config
-    jobs: list[Future[list[FileEntry]]] = []
+    jobs: list[Task[list[FileEntry]]] = []
     groups = scope_groups(loaded, prepared)
 
     def add_in_worker(step: P.Step, **context: object) -> None:
@@ -285,8 +284,8 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         ["Line", "SourcePrimarySmtpAddress", "TargetPrimarySmtpAddress", "Batch", "MailUserScript"],
         ([a.line, a.source_primary, a.target_primary, a.batch, chunk_paths[a.chunk - 1]]
          for a in prepared.assignments)), "mapping")
-    for job in jobs:
-        for entry in job.result():
+    for entries in gather(jobs):
+        for entry in entries:
             tree.register(entry)
 
 

@@ -2,7 +2,9 @@
 
 Checking and quoting 100,000 rows, and writing a few hundred thousand lines of per-batch
 scripts, is pure CPU work; spreading it over the machine's cores keeps a large render within a
-few times the cost of merely reading the file. Results of the streaming pass come back in input
+few times the cost of merely reading the file. This process works too: it takes a block or a
+job whenever the workers already have a queue, so a machine with N cores runs N - 1 workers
+(each one costs memory) and no core waits. Results of the streaming pass come back in input
 order (duplicate detection and automatic batches depend on export order), and only a few blocks
 are in flight at once, so the export is still streamed, never held whole.
 """
@@ -12,10 +14,14 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread of this process may hold the GIL while the pool runs (see Workers)."""
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -23,21 +29,53 @@ R = TypeVar("R")
 
 
 def default_workers() -> int:
-    """Worker processes worth starting here: one per core, none on a single core."""
+    """Worker processes worth starting here: one per core but this process's own."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if cores > 1 else 0
+    return cores - 1
+
+
+class Task(Generic[R]):
+    """A call handed to :meth:`Workers.submit`: a worker runs it, unless this process gets to it first."""
+
+    def __init__(self, future: Future[R] | None, func: Callable[..., R], args: tuple[Any, ...]) -> None:
+        self._future = future
+        self._func = func
+        self._args = args
+        self._done_here: tuple[R] | None = None
+
+    def run_here_unless_started(self) -> None:
+        """Compute the result in this process if no worker has started the call yet."""
+        if self._done_here is None and (self._future is None or self._future.cancel()):
+            self._done_here = (self._func(*self._args),)
+
+    def result(self) -> R:
+        """The call's result: waited for if a worker has started it, else computed here."""
+        self.run_here_unless_started()
+        if self._done_here is not None:
+            return self._done_here[0]
+        assert self._future is not None
+        return self._future.result()
+
+
+def gather(tasks: list[Task[R]]) -> list[R]:
+    """The results of ``tasks`` in order. This process works from the last task backwards
+    while the workers go on from the first, so nobody waits while a task is left."""
+    for task in reversed(tasks):
+        task.run_here_unless_started()
+    return [task.result() for task in tasks]
 
 
 class Workers:
-    """A process pool that can also be no pool at all: ``count`` 0 runs everything in-process.
+    """A process pool shared with this process; ``count`` 0 runs everything in-process.
 
-    One pool serves a whole render, so the processes are started once, before the export's
-    data exists in this process (a forked worker then shares little but the code).
+    One pool serves a whole render, so the processes are started once, early, while this
+    process is still small: a forked worker then shares most of its memory with it.
     """
 
     def __init__(self, count: int) -> None:
         self.count = count
         self._pool: ProcessPoolExecutor | None = None
+        self._switch_interval = 0.0
 
     def __enter__(self) -> Workers:
         if self.count > 0:
@@ -49,6 +87,11 @@ class Workers:
             # A forked worker inherits a paused collector (see prepare.paused_gc); it renders
             # templates, whose cyclic garbage would otherwise keep whole scripts alive.
             self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context, initializer=gc.enable)
+            # The pool's threads in this process hand blocks to the workers and take results
+            # back; while this process works on a block itself they wait for the GIL, and at
+            # the default 5 ms a worker runs dry. A shorter interval keeps the workers fed.
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -56,29 +99,33 @@ class Workers:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
             gc.unfreeze()
+            sys.setswitchinterval(self._switch_interval)
 
-    def submit(self, func: Callable[..., R], *args: Any) -> Future[R]:
-        """Start ``func(*args)`` in a worker; without workers it runs here, now."""
-        if self._pool is not None:
-            return self._pool.submit(func, *args)
-        future: Future[R] = Future()
-        try:
-            future.set_result(func(*args))
-        except BaseException as exc:  # re-raised by result(), as a pool's future would
-            future.set_exception(exc)
-        return future
+    def submit(self, func: Callable[..., R], *args: Any) -> Task[R]:
+        """Queue ``func(*args)`` for a worker; :meth:`Task.result` runs it here if none took it."""
+        return Task(self._pool.submit(func, *args) if self._pool is not None else None, func, args)
 
     def ordered_map(self, func: Callable[[C, T], R], context: C, blocks: Iterable[T], *,
-                    in_flight: int = 4) -> Iterator[R]:
-        """Yield ``func(context, block)`` for each block, in order, with a few blocks in flight."""
+                    in_flight: int = 6) -> Iterator[R]:
+        """Yield ``func(context, block)`` for each block, in order.
+
+        Each worker keeps up to ``in_flight`` blocks queued; a block that finds them all queued
+        is worked on here instead, so this process is never idle while there is work.
+        """
         if self._pool is None:
             for block in blocks:
                 yield func(context, block)
             return
+        queued = self.count * in_flight
         pending: deque[Future[R]] = deque()
         for block in blocks:
-            pending.append(self._pool.submit(func, context, block))
-            if len(pending) >= self.count * in_flight:
+            if sum(1 for f in pending if not f.done()) < queued:
+                pending.append(self._pool.submit(func, context, block))
+            else:
+                here: Future[R] = Future()
+                here.set_result(func(context, block))
+                pending.append(here)
+            while pending and (pending[0].done() or len(pending) > 2 * queued):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
