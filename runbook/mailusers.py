@@ -88,7 +88,8 @@ def derive_mailuser(
             ("PrimarySmtpAddress", f"domain {primary_domain} is not in [domains]; map it to a target domain"),
             (),
         )
-    target_primary = f"{local_part(mbx.primary_smtp_address)}@{target_domain}"
+    local = local_part(mbx.primary_smtp_address)
+    target_primary = f"{local}@{target_domain}"
 
     x500: list[str] = [f"X500:{mbx.legacy_exchange_dn}"]
     smtp: list[str] = []
@@ -113,7 +114,7 @@ def derive_mailuser(
                 continue
             smtp.append(f"smtp:{address[:at]}@{mapped}")
 
-    delivery = f"smtp:{local_part(target_primary)}@{target_delivery_domain}"
+    delivery = f"smtp:{local}@{target_delivery_domain}"
     proxies: list[str] = []
     seen: set[str] = {f"smtp:{target_primary}".casefold()}
     for proxy_text in (*x500, *smtp, delivery):
@@ -142,6 +143,6 @@ def derive_mailuser(
                  mbx.last_name, target_primary, target_primary, external_address, mbx.exchange_guid,
                  mbx.archive_guid, tuple(proxies)),
         None,
-        tuple(sorted(dropped)),
+        tuple(sorted(dropped)) if dropped else (),
     )
 
