@@ -1,0 +1,60 @@
+"""The worker pool a render shares with its own process: order, who does the work, clean-up."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+
+import pytest
+
+from runbook.parallel import Workers, gather
+
+
+def _slow_square(delay: float, n: int) -> tuple[int, int]:
+    time.sleep(delay)
+    return n * n, os.getpid()
+
+
+def _pid_of(n: int) -> tuple[int, int]:
+    return n, os.getpid()
+
+
+@pytest.mark.parametrize("count", [0, 1, 2])
+def test_ordered_map_keeps_input_order_and_this_process_helps(count: int) -> None:
+    with Workers(count) as pool:
+        results = list(pool.ordered_map(_slow_square, 0.01, range(40), in_flight=2))
+    assert [square for square, _ in results] == [n * n for n in range(40)]
+    pids = {pid for _, pid in results}
+    assert os.getpid() in pids  # this process took blocks while the workers had a queue
+    assert len(pids) == count + 1
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_gather_returns_every_result_in_order_whoever_ran_it(count: int) -> None:
+    with Workers(count) as pool:
+        tasks = [pool.submit(_slow_square, 0.02, n) for n in range(12)]
+        time.sleep(0.05)  # let a worker start on the first tasks
+        results = gather(tasks)
+    assert [square for square, _ in results] == [n * n for n in range(12)]
+    if count:
+        pids = {pid for _, pid in results}
+        assert len(pids) == 2  # the worker started at the front, this process took the rest
+
+
+def test_an_exception_in_a_task_reaches_the_caller() -> None:
+    with Workers(1) as pool:
+        task = pool.submit(int, "not a number")
+        with pytest.raises(ValueError):
+            gather([task])
+
+
+def test_the_pool_restores_what_it_changes() -> None:
+    interval = sys.getswitchinterval()
+    with Workers(1) as pool:
+        assert sys.getswitchinterval() < interval
+        assert gc.get_freeze_count() > 0
+        assert gather([pool.submit(_pid_of, 1)])[0][0] == 1
+    assert sys.getswitchinterval() == interval
+    assert gc.get_freeze_count() == 0
