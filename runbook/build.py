@@ -19,7 +19,7 @@ from .config import MAX_NAME_LENGTH, LoadedConfig, load_config
 from .errors import InputError, Problem
 from .notices import Notice, load_notice
 from .plan import Plan
-from .powershell import ps_records, ps_str
+from .powershell import ps_records, ps_strs
 from .parallel import Task, Workers, gather
 from .prepare import Assignment, Prepared, Progress, paused_gc, prepare, workers_for
 from .render import (FileEntry, OutputTree, ScriptRenderer, csv_bytes, csv_pieces, file_sha256, render_markdown,
@@ -354,8 +354,7 @@ def _render_batch(job: _BatchJob) -> list[FileEntry]:
         return entry
 
     # Each address is quoted once and reused by every list of the batch that names it.
-    rows = [(ps_str(src), ps_str(dst), ps_str(name))
-            for src, dst, name in zip(job.sources, batch.targets, job.names, strict=True)]
+    rows = list(zip(ps_strs(job.sources), ps_strs(batch.targets), ps_strs(job.names), strict=True))
     add(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1",
         mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
         snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},

@@ -26,6 +26,7 @@ __all__ = [
     "PowerShellValueError",
     "FILTERS",
     "ps_str",
+    "ps_strs",
     "ps_bool",
     "ps_int",
     "ps_array",
@@ -61,6 +62,14 @@ def ps_str(value: object) -> PsCode:
     if isinstance(value, bool):
         raise PowerShellValueError("a bool is not a string; use ps_bool")
     return PsCode(_quote(value if type(value) is str else str(value)))
+
+
+def ps_strs(values: Iterable[str]) -> list[PsCode]:
+    """:func:`ps_str` of each string, for the long lists of a large runbook."""
+    values = list(values)
+    if set(map(type, values)) - {str}:
+        raise PowerShellValueError("ps_strs quotes strings only")
+    return [PsCode(_quote(value)) for value in values]
 
 
 def _quote(text: str) -> str:

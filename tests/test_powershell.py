@@ -190,3 +190,15 @@ def test_records_lines_equal_hashtables_whatever_the_text(text: str) -> None:
     assert block == "".join(f"    {ps_hashtable({'Key %s': a, 'Two': b})}\n"
                             for a, b in ((text, "b@x.kr"), ("c", text)))
     assert ps_records(("A",), []) == ""
+
+
+def test_ps_strs_quotes_each_string_as_ps_str_does() -> None:
+    from runbook.powershell import ps_strs
+
+    quoted = ps_strs(HOSTILE)
+    assert quoted == [ps_str(text) for text in HOSTILE]
+    assert all(type(q) is PsCode for q in quoted)
+    with pytest.raises(PowerShellValueError):
+        ps_strs(["a", 1])  # type: ignore[list-item]
+    with pytest.raises(PowerShellValueError):
+        ps_strs(["a\x00b"])
