@@ -5,25 +5,20 @@ Both return results and raise :class:`~runbook.errors.RunbookError` subclasses; 
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
 from . import plan as P
-from .batches import PlannedBatch
 from .config import MAX_NAME_LENGTH, LoadedConfig, load_config
 from .errors import InputError, Problem
 from .notices import Notice, load_notice
 from .plan import Plan
-from .powershell import ps_records, ps_strs
+from .jobs import BatchJob, StepJob, cutover_of, render_batch, render_step, renderer_for
 from .parallel import Task, Workers, gather
 from .prepare import Assignment, Prepared, Progress, paused_gc, prepare, workers_for
-from .render import (FileEntry, OutputTree, ScriptRenderer, csv_bytes, csv_pieces, file_sha256, render_markdown,
-                     write_file)
+from .render import FileEntry, OutputTree, ScriptRenderer, csv_pieces, file_sha256, render_markdown
 
 MAPPING_FILE = "mailboxes.csv"
 EXPORT_CSV_NAME = "source-mailboxes.csv"
@@ -99,13 +94,6 @@ def _check_prepared(loaded: LoadedConfig, prepared: Prepared, notice: Notice | N
         raise InputError(problems)
 
 
-def cutover_of(loaded: LoadedConfig, batch: PlannedBatch) -> datetime.datetime | None:
-    """When a batch's users switch: its complete_after, else [notify] cutover."""
-    if batch.options and batch.options.complete_after:
-        return batch.options.complete_after
-    return loaded.config.notify.cutover if loaded.config.notify else None
-
-
 def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progress: Progress | None = None,
            config_display: str | None = None, workers: int | None = None) -> Rendered:
     """Validate, then write the whole runbook to ``out_dir``, replacing it atomically."""
@@ -115,7 +103,7 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     renderer = ScriptRenderer(loaded)
     plan = Plan(loaded.config)
     count = workers_for(export) if workers is None else workers
-    with paused_gc(), OutputTree(out_dir, plan.order()) as tree, _renderer_for(tree.root, renderer), \
+    with paused_gc(), OutputTree(out_dir, plan.order()) as tree, renderer_for(tree.root, renderer), \
             Workers(count) as pool:
         def write_chunk(number: int, records: list[bytes]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
@@ -182,7 +170,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
 
     def add_in_worker(step: P.Step, **context: object) -> None:
         """A step that lists every mailbox: quoting 100,000 addresses is worth a worker."""
-        jobs.append(pool.submit(_render_step, _StepJob(loaded, tree.root, plan[step], context)))
+        jobs.append(pool.submit(render_step, StepJob(loaded, tree.root, plan[step], context)))
 
     # The longest jobs first, so that the workers finish together.
     add_in_worker(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
@@ -202,7 +190,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     for batch in prepared.batches:
         batch_users = by_batch.pop(batch.name)
         # Lists of strings: they pickle at C speed, where each Assignment costs two Python calls.
-        jobs.append(pool.submit(_render_batch, _BatchJob(
+        jobs.append(pool.submit(render_batch, BatchJob(
             loaded, plan, notice, tree.root, batch, [a.source_primary for a in batch_users],
             [a.display_name for a in batch_users])))
     app = {
@@ -287,114 +275,6 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     for entries in gather(jobs):
         for entry in entries:
             tree.register(entry)
-
-
-@dataclass(frozen=True)
-class _StepJob:
-    """One whole-step script rendered in a worker process."""
-
-    loaded: LoadedConfig
-    root: Path
-    step: P.Step  # numbered
-    context: dict[str, object]
-
-
-def _render_step(job: _StepJob) -> list[FileEntry]:
-    script = _renderer_of(job.root, job.loaded).render(job.step, **job.context)
-    return [write_file(job.root, job.step.path, script, "script", step=job.step)]
-
-
-@dataclass(frozen=True)
-class _BatchJob:
-    """What one batch's scripts need; it travels to a worker process, so it stays small."""
-
-    loaded: LoadedConfig
-    plan: Plan
-    notice: Notice | None
-    root: Path
-    batch: PlannedBatch
-    sources: list[str]  # source primary addresses, in export order; the targets are batch.targets
-    names: list[str]  # display names, in the same order
-
-
-_RENDERERS: dict[Path, ScriptRenderer] = {}
-"""The renderer of each runbook being written, by staging folder: a forked worker inherits the
-one the render made; a spawned worker makes its own once."""
-
-
-@contextlib.contextmanager
-def _renderer_for(root: Path, renderer: ScriptRenderer) -> Iterator[None]:
-    _RENDERERS[root] = renderer
-    try:
-        yield
-    finally:
-        _RENDERERS.pop(root, None)
-
-
-def _renderer_of(root: Path, loaded: LoadedConfig) -> ScriptRenderer:
-    return _RENDERERS.get(root) or _RENDERERS.setdefault(root, ScriptRenderer(loaded))
-
-
-def _render_batch(job: _BatchJob) -> list[FileEntry]:
-    """Snapshots before and after, notices, the batch CSV, New-MigrationBatch and completion."""
-    renderer = _renderer_of(job.root, job.loaded)
-    cfg = job.loaded.config
-    plan = job.plan
-    batch = job.batch
-    files: list[FileEntry] = []
-
-    def in_folder(step: P.Step, name: str) -> str:
-        return f"{plan[step].path}/{name}"
-
-    def add(step: P.Step, name: str, **context: object) -> FileEntry:
-        numbered = plan[step]
-        entry = write_file(job.root, in_folder(step, name), renderer.render(numbered, **context), "script",
-                           step=numbered)
-        files.append(entry)
-        return entry
-
-    # Each address is quoted once and reused by every list of the batch that names it.
-    rows = list(zip(ps_strs(job.sources), ps_strs(batch.targets), ps_strs(job.names), strict=True))
-    add(P.SOURCE_SNAPSHOT, f"{batch.slug}.ps1",
-        mailboxes=ps_records(("Mailbox", "MappedTo"), ((src, dst) for src, dst, _ in rows)),
-        snapshot={"Side": "before", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
-        result_file=f"snapshot-before-{batch.slug}.csv")
-    add(P.TARGET_SNAPSHOT, f"{batch.slug}.ps1",
-        mailboxes=ps_records(("Mailbox", "MappedTo"), ((dst, src) for src, dst, _ in rows)),
-        snapshot={"Side": "after", "Batch": batch.name, "NewestSubjects": cfg.snapshots.newest_subjects},
-        result_file=f"snapshot-after-{batch.slug}.csv")
-    notice = job.notice
-    if cfg.notify is not None and notice is not None:
-        cutover = cutover_of(job.loaded, batch)
-        add(P.SOURCE_NOTICES, f"{batch.slug}.ps1",
-            notice={"Sender": cfg.notify.sender, "Subject": notice.subject, "Body": notice.body,
-                    "ContentType": "HTML" if notice.html else "Text", "Batch": batch.name,
-                    "Cutover": cutover.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-                    if cutover else ""},
-            recipients=ps_records(("DisplayName", "Address", "NewAddress"),
-                                  ((name, src, dst) for src, dst, name in rows)),
-            result_file=f"notices-{batch.slug}.csv")
-
-    csv_entry = write_file(job.root, in_folder(P.TARGET_BATCHES, f"{batch.slug}.csv"),
-                           csv_bytes(["EmailAddress"], ([t] for t in batch.targets)), "batch-csv",
-                           step=plan[P.TARGET_BATCHES])
-    files.append(csv_entry)
-    options = batch.options
-    add(P.TARGET_BATCHES, f"{batch.slug}.ps1", batch={
-        "Name": batch.name,
-        "SourceEndpoint": cfg.endpoint.name,
-        "TargetDeliveryDomain": cfg.target_delivery_domain,
-        "CsvFile": f"{batch.slug}.csv",
-        "CsvSha256": csv_entry.sha256.upper(),
-        "Count": len(batch.targets),
-        "AutoStart": batch.auto_start,
-        "AutoComplete": batch.auto_complete,
-        "StartAfter": options.start_after if options else None,
-        "CompleteAfter": options.complete_after if options else None,
-        "NotificationEmails": list(options.notification_emails) if options else [],
-    })
-    add(P.TARGET_COMPLETE, f"{batch.slug}.ps1", batch={"Name": batch.name, "Count": len(batch.targets)})
-    return files
 
 
 def _manifest_steps(loaded: LoadedConfig, plan: Plan) -> list[dict[str, object]]:

@@ -64,7 +64,7 @@ class DuplicateCheck:
         if archive_guid and (first := self._archive.setdefault(archive_guid, line)) != line:
             found.append(self._problem(line, "ArchiveGuid", archive_guid, first))
         seen = self._targets
-        for address, folded in zip(targets, folded_targets):
+        for address, folded in zip(targets, folded_targets, strict=True):
             if (first := seen.setdefault(folded, line)) != line:
                 found.append(self._problem(line, "EmailAddresses", f"target address {address}", first))
         return found

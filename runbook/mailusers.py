@@ -43,7 +43,7 @@ class MailUser:
 
     def as_ps_record(self) -> dict[str, object]:
         """The ordered record a MailUser script embeds for this user."""
-        return dict(zip(RECORD.keys, self._record_values()))
+        return dict(zip(RECORD.keys, self._record_values(), strict=True))
 
     def ps_record(self) -> str:
         """:meth:`as_ps_record` as the PowerShell literal the scripts embed, built without the dict."""

@@ -198,7 +198,7 @@ class RecordLayout:
             raise PowerShellValueError(f"expected {len(self._prefixes)} values, got {len(values)}")
         parts: list[str] = []
         append = parts.append
-        for prefix, value in zip(self._prefixes, values):
+        for prefix, value in zip(self._prefixes, values, strict=True):
             append(prefix)
             kind = type(value)
             if kind is str:

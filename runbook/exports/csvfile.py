@@ -229,7 +229,7 @@ def parse_block(block: CsvBlock) -> list[RawRow | Problem]:
                 f"(delimiter {block.delimiter!r}; a value with the delimiter must be in double quotes)",
             ))
             continue
-        out.append(RawRow(start, dict(zip(columns, record))))
+        out.append(RawRow(start, dict(zip(columns, record, strict=True))))
 
 
 def _encoding_problem(display: str, line: int, encoding: str) -> Problem:
