@@ -118,7 +118,7 @@ def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]
             out.append((mbx.line, tuple(problems), keys, None, derived.dropped_domains, mbx.extra or None, None,
                         "", ""))
             continue
-        blocked = any(p.severity == "error" for p in problems)
+        blocked = bool(problems) and any(p.severity == "error" for p in problems)
         record = None if blocked else f"    {user.ps_record()}\n".encode()
         out.append((mbx.line, tuple(problems), keys, user.primary_smtp_address, derived.dropped_domains,
                     mbx.extra or None, record, mbx.display_name,
