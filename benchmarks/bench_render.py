@@ -98,11 +98,18 @@ def measure(count: int, work: Path, repeat: int) -> dict[str, float]:
         "render": lambda out: [sys.executable, "-m", "runbook.cli", "render", "-c", str(config), "-o", str(out)],
     }
 
+    runs = iter(range(1_000_000))
+
     def run(name: str, sample: bool) -> tuple[float, float, float]:
-        out = work / f"out-{name}"
-        shutil.rmtree(out, ignore_errors=True)  # both start from an empty folder, outside the timing
+        # Each run writes into a new folder, and nothing is deleted until the benchmark ends:
+        # deleting one run's thousand files would tax the next run's file creation, not the
+        # render that wrote them.
+        out = work / f"out-{name}-{next(runs)}"
         if name == "baseline":
             out.mkdir()
+        # Likewise, the previous run's quarter gigabyte still being written back to disk would
+        # slow this run's writes: every run starts with nothing dirty.
+        os.sync()
         return _child(commands[name](out), sample=sample)
 
     # Timed runs are not sampled: reading /proc/PID/smaps_rollup of a 150 MB process takes
