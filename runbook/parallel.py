@@ -76,12 +76,16 @@ class Workers:
         self.count = count
         self._pool: ProcessPoolExecutor | None = None
         self._switch_interval = 0.0
+        self._froze = False
 
     def __enter__(self) -> Workers:
         if self.count > 0:
             # What exists now is shared with the forked workers; frozen, no collection in any of
-            # them touches (and so copies) those objects' memory.
-            gc.freeze()
+            # them touches (and so copies) those objects' memory. A caller's own frozen objects
+            # are left as they are (unfreezing would release theirs too).
+            self._froze = gc.get_freeze_count() == 0
+            if self._froze:
+                gc.freeze()
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             # A forked worker inherits a paused collector (see prepare.paused_gc); it renders
@@ -98,7 +102,8 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-            gc.unfreeze()
+            if self._froze:
+                gc.unfreeze()
             sys.setswitchinterval(self._switch_interval)
 
     def submit(self, func: Callable[..., R], *args: Any) -> Task[R]:

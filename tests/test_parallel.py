@@ -58,3 +58,14 @@ def test_the_pool_restores_what_it_changes() -> None:
         assert gather([pool.submit(_pid_of, 1)])[0][0] == 1
     assert sys.getswitchinterval() == interval
     assert gc.get_freeze_count() == 0
+
+
+def test_a_callers_frozen_objects_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with Workers(1) as pool:
+            gather([pool.submit(_pid_of, 1)])
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
