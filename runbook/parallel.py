@@ -41,20 +41,24 @@ class Task(Generic[R]):
         self._future = future
         self._func = func
         self._args = args
-        self._done_here: tuple[R] | None = None
+        self._here: Future[R] | None = None
 
     def run_here_unless_started(self) -> None:
-        """Compute the result in this process if no worker has started the call yet."""
-        if self._done_here is None and (self._future is None or self._future.cancel()):
-            self._done_here = (self._func(*self._args),)
+        """Compute the result in this process if no worker has started the call (once at most;
+        an error is kept for :meth:`result`, as a worker's would be)."""
+        if self._here is None and (self._future is None or self._future.cancel()):
+            self._here = Future()
+            try:
+                self._here.set_result(self._func(*self._args))
+            except Exception as exc:
+                self._here.set_exception(exc)
 
     def result(self) -> R:
         """The call's result: waited for if a worker has started it, else computed here."""
         self.run_here_unless_started()
-        if self._done_here is not None:
-            return self._done_here[0]
-        assert self._future is not None
-        return self._future.result()
+        done = self._here if self._here is not None else self._future
+        assert done is not None
+        return done.result()
 
 
 def gather(tasks: list[Task[R]]) -> list[R]:

@@ -69,3 +69,19 @@ def test_a_callers_frozen_objects_stay_frozen() -> None:
         assert gc.get_freeze_count() == before
     finally:
         gc.unfreeze()
+
+
+def _count_and_fail(calls: list[int]) -> None:
+    calls.append(1)
+    raise ValueError("no")
+
+
+def test_a_task_run_here_runs_once_and_keeps_its_error_for_result() -> None:
+    calls: list[int] = []
+    with Workers(0) as pool:
+        task = pool.submit(_count_and_fail, calls)
+        task.run_here_unless_started()
+        for _ in range(2):
+            with pytest.raises(ValueError):
+                task.result()
+    assert calls == [1]
