@@ -218,9 +218,6 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         numbered = plan[step]
         tree.add(path or numbered.path, renderer.render(numbered, **context), "script", step=numbered)
 
-    def in_folder(step: P.Step, name: str) -> str:
-        return f"{plan[step].path}/{name}"
-
     add(P.TARGET_APP, app=app, consent_url=consent_url)
     add(P.SOURCE_VERIFY_CONSENT, app=app, consent_url=consent_url)
     add(P.TARGET_CUSTOMIZATION)
@@ -246,7 +243,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
         (P.TARGET_PREFLIGHT, {"relationship": to_source, "endpoint": endpoint,
                               "domains": sorted({*cfg.domains.values(), cfg.target_delivery_domain})}),
     ):
-        add(step, in_folder(step, "organization.ps1"), template_name=P.PREFLIGHT_ORGANIZATION_TEMPLATES[step.side],
+        add(step, plan.file_path(step, "organization.ps1"), template_name=P.PREFLIGHT_ORGANIZATION_TEMPLATES[step.side],
             result_file=f"preflight-{step.side}-organization.csv", **context)
 
     snapshot_app = {"Purpose": "snapshots", "Roles": list(P.SNAPSHOT_ROLES)}
@@ -303,9 +300,9 @@ def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared
         tenant = cfg.source if step.side == "source" else cfg.target
         steps.append({"number": number, "step": step, "files": by_step.get((step.id, "script"), []),
                       "csvs": by_step.get((step.id, "batch-csv"), []), "tenant": tenant})
-    batches_folder = plan[P.TARGET_BATCHES].path
     by_batch = [
-        {"batch": b, "script": f"{batches_folder}/{b.slug}.ps1", "csv": f"{batches_folder}/{b.slug}.csv"}
+        {"batch": b, "script": plan.file_path(P.TARGET_BATCHES, f"{b.slug}.ps1"),
+         "csv": plan.file_path(P.TARGET_BATCHES, f"{b.slug}.csv")}
         for b in prepared.batches
     ]
     return render_markdown(

@@ -83,12 +83,9 @@ def render_batch(job: BatchJob) -> list[FileEntry]:
     batch = job.batch
     files: list[FileEntry] = []
 
-    def in_folder(step: P.Step, name: str) -> str:
-        return f"{plan[step].path}/{name}"
-
     def add(step: P.Step, name: str, **context: object) -> FileEntry:
         numbered = plan[step]
-        entry = write_file(job.root, in_folder(step, name), renderer.render(numbered, **context), "script",
+        entry = write_file(job.root, plan.file_path(step, name), renderer.render(numbered, **context), "script",
                            step=numbered)
         files.append(entry)
         return entry
@@ -115,7 +112,7 @@ def render_batch(job: BatchJob) -> list[FileEntry]:
                                   ((name, src, dst) for src, dst, name in rows)),
             result_file=f"notices-{batch.slug}.csv")
 
-    csv_entry = write_file(job.root, in_folder(P.TARGET_BATCHES, f"{batch.slug}.csv"),
+    csv_entry = write_file(job.root, plan.file_path(P.TARGET_BATCHES, f"{batch.slug}.csv"),
                            csv_bytes(["EmailAddress"], ([t] for t in batch.targets)), "batch-csv",
                            step=plan[P.TARGET_BATCHES])
     files.append(csv_entry)

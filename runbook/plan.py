@@ -305,9 +305,13 @@ class Plan:
     def order(self) -> list[str]:
         return [step.id for step in self.steps]
 
+    def file_path(self, step: Step, name: str) -> str:
+        """A file inside a folder step: ``target/10-new-migration-batches/001-Pilot.csv``."""
+        return f"{self[step].path}/{name}"
+
     def chunk_path(self, step: Step, stem: str, number: int) -> str:
         """A per-chunk script inside a folder step: ``target/05-mailusers/mailusers-0001.ps1``."""
-        return f"{self[step].path}/{stem}-{number:04d}.ps1"
+        return self.file_path(step, f"{stem}-{number:04d}.ps1")
 
 
 #: The organization-level script of each pre-flight step, beside the per-user chunks.
