@@ -77,11 +77,15 @@ def _prepare(loaded: LoadedConfig, export: Path, display: str, earlier: list[Pro
     return prepared
 
 
-def _check_prepared(loaded: LoadedConfig, prepared: Prepared, notice: Notice | None) -> None:
-    """Checks that need the whole export read: scope group names, cut-over times of notices."""
+def _check_prepared(loaded: LoadedConfig, prepared: Prepared, notice: Notice | None) -> list[dict[str, object]]:
+    """Checks that need the whole export read: scope group names, cut-over times of notices.
+
+    Returns the scope groups, which the render needs too.
+    """
     problems: list[Problem] = []
+    groups: list[dict[str, object]] = []
     try:
-        scope_groups(loaded, prepared)
+        groups = scope_groups(loaded, prepared)
     except InputError as exc:
         problems.extend(exc.problems)
     if notice is not None and notice.uses("cutover"):
@@ -92,6 +96,7 @@ def _check_prepared(loaded: LoadedConfig, prepared: Prepared, notice: Notice | N
                                         "but the notice uses {cutover}"))
     if problems:
         raise InputError(problems)
+    return groups
 
 
 def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progress: Progress | None = None,
@@ -122,8 +127,8 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
 
         prepared = _prepare(loaded, export, display, notice_problems, on_chunk=write_chunk, progress=progress,
                             workers=pool)
-        _check_prepared(loaded, prepared, notice)
-        _write_steps(tree, renderer, loaded, prepared, plan, notice, pool)
+        groups = _check_prepared(loaded, prepared, notice)
+        _write_steps(tree, renderer, loaded, prepared, plan, notice, groups, pool)
         readme = _runbook_markdown(tree, loaded, prepared, plan, export)
         tree.add("RUNBOOK.md", readme, "runbook")
         files = tree.commit({
@@ -157,7 +162,7 @@ def scope_groups(loaded: LoadedConfig, prepared: Prepared) -> list[dict[str, obj
 
 
 def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfig, prepared: Prepared,
-                 plan: Plan, notice: Notice | None, pool: Workers) -> None:
+                 plan: Plan, notice: Notice | None, groups: list[dict[str, object]], pool: Workers) -> None:
     """Render every step except the MailUser and pre-flight chunks, written while streaming.
 
     The scripts that list every mailbox (scope group, test, licences) and the per-batch scripts
@@ -166,7 +171,7 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     """
     cfg = loaded.config
     jobs: list[Task[list[FileEntry]]] = []
-    groups = scope_groups(loaded, prepared)
+    targets = [a.target_primary for a in prepared.assignments]
 
     def add_in_worker(step: P.Step, **context: object) -> None:
         """A step that lists every mailbox: quoting 100,000 addresses is worth a worker."""
@@ -175,11 +180,10 @@ def _write_steps(tree: OutputTree, renderer: ScriptRenderer, loaded: LoadedConfi
     # The longest jobs first, so that the workers finish together.
     add_in_worker(P.SOURCE_SCOPE, groups=groups, result_file="scope-group.csv")
     add_in_worker(P.TARGET_TEST, endpoint_name=cfg.endpoint.name,
-                  mailboxes=[a.target_primary for a in prepared.assignments], result_file="test-migration-server.csv")
+                  mailboxes=targets, result_file="test-migration-server.csv")
     if cfg.licensing is not None:
         side = cfg.licensing.side
-        users = ([a.target_primary for a in prepared.assignments] if side == "target"
-                 else [a.source_upn or a.source_primary for a in prepared.assignments])
+        users = targets if side == "target" else [a.source_upn or a.source_primary for a in prepared.assignments]
         add_in_worker(P.TARGET_LICENSES if side == "target" else P.SOURCE_LICENSES,
                       licensing={"SkuPartNumber": cfg.licensing.sku_part_number,
                                  "UsageLocation": cfg.licensing.usage_location},
