@@ -17,7 +17,7 @@ from .notices import Notice, load_notice
 from .plan import Plan
 from .jobs import BatchJob, StepJob, cutover_of, render_batch, render_step, renderer_for
 from .parallel import Task, Workers, gather
-from .prepare import Assignment, Prepared, Progress, paused_gc, prepare, workers_for
+from .prepare import Assignment, Prepared, Progress, paused_gc, pool_for, prepare
 from .render import FileEntry, OutputTree, ScriptRenderer, csv_pieces, file_sha256, render_markdown
 
 MAPPING_FILE = "mailboxes.csv"
@@ -107,9 +107,8 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     notice, notice_problems = load_notice(loaded)
     renderer = ScriptRenderer(loaded)
     plan = Plan(loaded.config)
-    count = workers_for(export) if workers is None else workers
     with paused_gc(), OutputTree(out_dir, plan.order()) as tree, renderer_for(tree.root, renderer), \
-            Workers(count) as pool:
+            pool_for(export, workers) as pool:
         def write_chunk(number: int, records: list[bytes]) -> None:
             """A MailUser script and both sides' pre-flight scripts, from the same records."""
             block = b"".join(records)

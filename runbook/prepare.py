@@ -138,10 +138,10 @@ def prepare(
     """Read and check every row; raise :class:`InputError` with all problems if any is an error.
 
     ``workers``: processes for the per-row work, or a pool to use (``None``: see
-    :func:`workers_for`).
+    :func:`pool_for`).
     """
     if not isinstance(workers, Workers):
-        with Workers(workers_for(export) if workers is None else workers) as pool:
+        with pool_for(export, workers) as pool:
             return prepare(loaded, export, export_display, on_chunk=on_chunk, progress=progress, workers=pool)
     source = open_export(export, export_display)
     state = _Pass(loaded, export_display, on_chunk)
@@ -169,13 +169,16 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def workers_for(export: Path) -> int:
-    """Worker processes for reading ``export``: one per core if it is large, else none."""
-    try:
-        size = export.stat().st_size
-    except OSError:
-        return 0  # reading it reports the problem
-    return default_workers() if size >= PARALLEL_FROM_BYTES else 0
+def pool_for(export: Path, workers: int | None) -> Workers:
+    """The pool for reading ``export``: ``workers`` processes, or by default one per core but
+    this process's own if the export is large, else none."""
+    if workers is None:
+        try:
+            size = export.stat().st_size
+        except OSError:
+            size = 0  # reading it reports the problem
+        workers = default_workers() if size >= PARALLEL_FROM_BYTES else 0
+    return Workers(workers)
 
 
 class _Pass:
