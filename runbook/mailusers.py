@@ -41,18 +41,13 @@ class MailUser:
         """The target SMTP addresses this MailUser will hold, primary first."""
         return [self.primary_smtp_address, *(p[5:] for p in self.email_addresses if p[:5].lower() == "smtp:")]
 
-    def as_ps_record(self) -> dict[str, object]:
-        """The ordered record a MailUser script embeds for this user."""
-        return dict(zip(RECORD.keys, self._record_values(), strict=True))
-
     def ps_record(self) -> str:
-        """:meth:`as_ps_record` as the PowerShell literal the scripts embed, built without the dict."""
-        return RECORD.format(self._record_values())
-
-    def _record_values(self) -> tuple[object, ...]:
-        return (self.line, self.source_primary, self.name, self.display_name, self.alias, self.first_name,
-                self.last_name, self.user_principal_name, self.primary_smtp_address, self.external_email_address,
-                self.exchange_guid, self.archive_guid, self.email_addresses)
+        """The ``[ordered]`` hashtable a MailUser script embeds for this user (keys: :data:`RECORD`)."""
+        return RECORD.format((
+            self.line, self.source_primary, self.name, self.display_name, self.alias, self.first_name,
+            self.last_name, self.user_principal_name, self.primary_smtp_address, self.external_email_address,
+            self.exchange_guid, self.archive_guid, self.email_addresses,
+        ))
 
 
 #: The keys of a MailUser record, in the order a reviewer reads them (and the scripts expect).
