@@ -181,7 +181,7 @@ SOURCE_NOTICE_POLICY = Step(
     "exo", "source-notice-access-policy.ps1.jinja")
 SOURCE_SNAPSHOT = Step(
     "snapshot-before", "source", "Snapshot the mailboxes' folders before the move",
-    "Connect app-only with the snapshot app", 
+    "Connect app-only with the snapshot app",
     "Each snapshot CSV lists every mailbox of the batch; keep them for the comparison after the move.",
     "graph", "snapshot.ps1.jinja", folder=True, roles=SNAPSHOT_ROLES)
 TARGET_BATCHES = Step(
