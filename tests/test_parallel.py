@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from runbook.parallel import Workers, gather
+from runbook.parallel import PIPE_BYTES, Workers, gather
 
 
 def _slow_square(delay: float, n: int) -> tuple[int, int]:
@@ -58,6 +58,27 @@ def test_the_pool_restores_what_it_changes() -> None:
         assert gather([pool.submit(_pid_of, 1)])[0][0] == 1
     assert sys.getswitchinterval() == interval
     assert gc.get_freeze_count() == 0
+
+
+def _echo(data: bytes) -> bytes:
+    return data
+
+
+def test_the_pipes_to_and_from_a_worker_hold_a_whole_block() -> None:
+    """A block's results must fit the pipe, or the worker waits for this process (see _widen_pipes).
+
+    This reads the pool's private queues, as _widen_pipes does: a Python whose pool keeps its
+    pipes elsewhere fails here instead of quietly losing the speed.
+    """
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("pipe sizes can be set on Linux only")
+    with Workers(1) as pool:
+        assert pool._pool is not None
+        for queue in (pool._pool._call_queue, pool._pool._result_queue):
+            assert fcntl.fcntl(queue._reader.fileno(), fcntl.F_GETPIPE_SZ) >= PIPE_BYTES
+        big = os.urandom(PIPE_BYTES // 2)
+        assert gather([pool.submit(_echo, big)]) == [big]
 
 
 def test_a_callers_frozen_objects_stay_frozen() -> None:
