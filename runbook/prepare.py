@@ -90,7 +90,17 @@ the other."""
 
 
 def convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
-    """The per-row work, independent of every other row: parse, check, derive, quote."""
+    """The per-row work, independent of every other row: parse, check, derive, quote.
+
+    The collector is paused here as in the rest of the pass (see :func:`paused_gc`); a worker
+    runs with it on, for the templates of the tail, and would otherwise collect a few dozen
+    times per block for nothing.
+    """
+    with paused_gc():
+        return _convert_rows(context, block)
+
+
+def _convert_rows(context: RowContext, block: Block) -> list[RowResult | Problem]:
     out: list[RowResult | Problem] = []
     plain = is_plain(block)
     for raw in rows_of(block):
