@@ -171,6 +171,18 @@ def test_record_layout_quotes_hostile_values(text: str) -> None:
     assert syntax_errors(f"$r = {record}\n".encode()) == []
 
 
+@pytest.mark.parametrize("value", [
+    PsCode("$null"), [PsCode("$x"), "a'b"], ("a", 1), -3, True, uuid.UUID(int=7), [], (), None, 0, "‘’",
+    dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.timezone.utc),
+])
+def test_record_layout_matches_ps_hashtable_for_every_kind_of_value(value: object) -> None:
+    """Values the record's own quoting does not take (code, bools, dates, mixed lists) go through
+    ps_hashtable, which leaves PsCode as it is; the rest must come out the same."""
+    layout = RecordLayout(["Key's", "Value", "Name"])
+    for _ in range(2):  # the second time, from the pieces kept for these types
+        assert layout.format(["k", value, "O’Brien"]) == ps_hashtable({"Key's": "k", "Value": value, "Name": "O’Brien"})
+
+
 def test_record_layout_refuses_a_wrong_number_of_values_and_nul() -> None:
     layout = RecordLayout(["A", "B"])
     with pytest.raises(PowerShellValueError):
@@ -179,6 +191,10 @@ def test_record_layout_refuses_a_wrong_number_of_values_and_nul() -> None:
         layout.format(["a\x00", "b"])
     with pytest.raises(PowerShellValueError):
         layout.format(["a", ("b", "c\x00")])
+    with pytest.raises(PowerShellValueError):
+        layout.format(["a", "b", "c"])
+    with pytest.raises(PowerShellValueError):
+        RecordLayout(["A\x00"])
 
 
 @pytest.mark.parametrize("text", [*HOSTILE, "100%s %d %%", "%(x)s"])
