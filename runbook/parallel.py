@@ -56,6 +56,10 @@ class Task(Generic[R]):
             except Exception as exc:
                 self._here.set_exception(exc)
 
+    def done(self) -> bool:
+        """True when the result is there: computed here, or by a worker."""
+        return self._here is not None or (self._future is not None and self._future.done())
+
     def result(self) -> R:
         """The call's result: waited for if a worker has started it, else computed here."""
         self.run_here_unless_started()
@@ -147,22 +151,24 @@ class Workers:
         """Yield ``func(context, block)`` for each block, in order.
 
         Each worker keeps up to ``in_flight`` blocks queued; a block that finds them all queued
-        is worked on here instead, so this process is never idle while there is work.
+        is worked on here instead, so this process is never idle while there is work. Once the
+        input is read, this process takes the queued blocks no worker has started yet.
         """
         if self._pool is None:
             for block in blocks:
                 yield func(context, block)
             return
         queued = self.count * in_flight
-        pending: deque[Future[R]] = deque()
+        pending: deque[Task[R]] = deque()
         for block in blocks:
-            if sum(1 for f in pending if not f.done()) < queued:
-                pending.append(self._pool.submit(func, context, block))
+            if sum(1 for task in pending if not task.done()) < queued:
+                pending.append(self.submit(func, context, block))
             else:
-                here: Future[R] = Future()
-                here.set_result(func(context, block))
+                here = Task(None, func, (context, block))
+                here.run_here_unless_started()
                 pending.append(here)
             while pending and (pending[0].done() or len(pending) > 2 * queued):
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        # The input is read: the blocks still queued for the workers are shared out as in the
+        # tail, this process taking them from the back, instead of waiting for the workers.
+        yield from gather(list(pending))
