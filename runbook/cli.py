@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -55,10 +55,16 @@ def _report_error(exc: RunbookError) -> NoReturn:
     _fail(EXIT_INVALID, [f"error: {exc}"])
 
 
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 @contextmanager
-def _progress(path: Path | None, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr for long reads, only when stderr is a terminal."""
-    if path is None or not sys.stderr.isatty() or not path.is_file():
+def _progress(config: Path, mailboxes: Path | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for long reads, only when stderr is a terminal (the export is
+    looked up only then: finding it means reading the config once more)."""
+    path = _export_for(config, mailboxes) if _stderr_is_terminal() else None
+    if path is None or not path.is_file():
         yield None
         return
     total = build.count_records(path)
@@ -106,7 +112,7 @@ def init(directory: Path) -> None:
 def validate(config: Path, mailboxes: Path | None, fmt: str) -> None:
     """Run every offline check on the config and the mailbox export; write nothing."""
     try:
-        with _progress(_export_for(config, mailboxes) if fmt == "text" else None, "Checking") as progress:
+        with _progress(config, mailboxes, "Checking") if fmt == "text" else nullcontext() as progress:
             report = build.validate(config, mailboxes=mailboxes, progress=progress, config_display=str(config))
     except InputError as exc:
         if fmt == "json":
@@ -143,7 +149,7 @@ def _emit_json(ok: bool, problems: list[Problem], **extra: Any) -> None:
 def render(config: Path, output: Path, mailboxes: Path | None) -> None:
     """Validate, then write every script, the batch CSVs, RUNBOOK.md and manifest.json."""
     try:
-        with _progress(_export_for(config, mailboxes), "Rendering") as progress:
+        with _progress(config, mailboxes, "Rendering") as progress:
             result = build.render(config, output, mailboxes=mailboxes, progress=progress,
                                   config_display=str(config))
     except RunbookError as exc:

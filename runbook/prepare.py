@@ -176,7 +176,23 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            _age_young_objects()
             gc.enable()
+
+
+def _age_young_objects() -> None:
+    """Count what the pause created as old, as if it had survived collections all along.
+
+    The collector counts allocations while it is paused, so the first allocation after it
+    resumes starts a collection of the youngest generation, which now holds every container the
+    render made: a million of them at 100,000 mailboxes, a tenth of a second spent finding no
+    garbage. Freezing and unfreezing moves them to the oldest generation, where only a full
+    collection looks, as it would have at its usual, rare moments. A caller that froze objects
+    of its own keeps them frozen: then this is skipped, and the one collection happens.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def pool_for(export: Path, workers: int | None) -> Workers:

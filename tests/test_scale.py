@@ -178,3 +178,62 @@ def test_the_per_row_work_runs_without_collections_and_restores_the_collector(tm
     # At most the one collection the allocations made while paused are owed when the collector
     # resumes; converting the block with the collector on costs about a dozen.
     assert len(collections) <= 1
+
+
+@pytest.mark.parametrize("command,label", [("validate", "Checking"), ("render", "Rendering")])
+def test_a_long_run_shows_progress_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      command: str, label: str) -> None:
+    from click.testing import CliRunner
+
+    from runbook import cli
+
+    export = tmp_path / "big.csv"
+    generate(export, 6000)
+    config = without_batches(tmp_path, export=export)
+    extra = ["-o", str(tmp_path / "out")] if command == "render" else []
+    quiet = CliRunner().invoke(cli.main, [command, "-c", str(config), *extra])
+    assert quiet.exit_code == 0, quiet.output
+    assert label not in quiet.stderr
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    shown = CliRunner().invoke(cli.main, [command, "-c", str(config), *extra])
+    assert shown.exit_code == 0, shown.output
+    assert label in shown.stderr
+
+
+def test_what_a_pause_of_the_collector_made_is_aged_not_frozen() -> None:
+    """After a render the collector owes no collection of the million containers it made (one
+    would start at the next allocation); they stay collectable, in the oldest generation."""
+    import gc
+    import weakref
+
+    from runbook.prepare import paused_gc
+
+    class Node:
+        me: object
+
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    was_enabled = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(count)
+    try:
+        with paused_gc():
+            made = [[i] for i in range(50_000)]
+            node = Node()
+            node.me = node
+            ref = weakref.ref(node)
+            del node
+        after = [[i] for i in range(100)]
+        assert collections == []
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        gc.collect()
+        assert ref() is None
+        assert len(made) == 50_000 and len(after) == 100
+    finally:
+        gc.callbacks.remove(count)
+        if not was_enabled:
+            gc.disable()
