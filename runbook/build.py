@@ -127,8 +127,11 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
         prepared = _prepare(loaded, export, display, notice_problems, on_chunk=write_chunk, progress=progress,
                             workers=pool)
         groups = _check_prepared(loaded, prepared, notice)
+        # RUNBOOK.md names the export by its hash: reading the file again is a job for a worker
+        # while this process renders, not a wait at the end.
+        export_sha256 = pool.submit(file_sha256, export)
         _write_steps(tree, renderer, loaded, prepared, plan, notice, groups, pool)
-        readme = _runbook_markdown(tree, loaded, prepared, plan, export)
+        readme = _runbook_markdown(tree, loaded, prepared, plan, export.name, export_sha256.result())
         tree.add("RUNBOOK.md", readme, "runbook")
         files = tree.commit({
             "runbook_version": __version__,
@@ -292,7 +295,8 @@ def _manifest_steps(loaded: LoadedConfig, plan: Plan) -> list[dict[str, object]]
     return steps
 
 
-def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared, plan: Plan, export: Path) -> bytes:
+def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared, plan: Plan, export_name: str,
+                      export_sha256: str) -> bytes:
     """RUNBOOK.md: the checklist a person follows, with every script's sha256."""
     cfg = loaded.config
     by_step: dict[tuple[str | None, str], list[FileEntry]] = {}
@@ -314,8 +318,8 @@ def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared
         steps=steps,
         batches=by_batch,
         prepared=prepared,
-        export_name=export.name,
-        export_sha256=file_sha256(export),
+        export_name=export_name,
+        export_sha256=export_sha256,
         mapping_file=MAPPING_FILE,
         consent_url=cfg.consent_url(),
         version=__version__,
