@@ -8,6 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runbook import build
 from runbook.errors import InputError, RefusedError
@@ -298,3 +300,34 @@ def test_csv_written_in_pieces_is_the_csv_written_at_once(rows_per_piece: int) -
     assert b"".join(pieces) == csv_bytes(["A", "B", "C", "D", "E"], rows) == expected.getvalue().encode()
     assert len(pieces) == -(-len(rows) // rows_per_piece)
     assert csv_bytes(["A"], []) == b"A\r\n"
+
+
+
+_CSV_FIELD = st.one_of(st.text(alphabet=",\"\r\n\x00\x01 aé’;", max_size=4), st.integers(-3, 10**6), st.none(),
+                       st.booleans(), st.floats(allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_CSV_FIELD, max_size=4), max_size=12), st.integers(1, 5))
+def test_csv_pieces_write_what_the_csv_module_writes(rows: list[list[object]], rows_per_piece: int) -> None:
+    """Pieces whose fields need no quotes are joined, not written by csv; the bytes must not change."""
+    import csv
+    import io
+
+    from runbook.render import csv_pieces
+
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(["A", "B"])
+    writer.writerows(rows)
+    assert b"".join(csv_pieces(["A", "B"], rows, rows_per_piece=rows_per_piece)) == expected.getvalue().encode()
+    assert b"".join(csv_pieces(["A", "B"], iter(rows), rows_per_piece=rows_per_piece)) == expected.getvalue().encode()
+
+
+def test_plain_csv_pieces_take_the_fast_way() -> None:
+    from runbook.render import _plain_csv
+
+    assert _plain_csv([[12, "a@x.kr", "target/06-mailusers/mailusers-0001.ps1"], ["b", 3]]) == \
+        "12,a@x.kr,target/06-mailusers/mailusers-0001.ps1\r\nb,3\r\n"
+    for rows in ([["a,b"]], [['a"']], [["a\nb"]], [[""]], [[]], [[None]], [[1.5]], [["a\x00"]], [["a\x01"]]):
+        assert _plain_csv(rows) is None, rows
