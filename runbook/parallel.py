@@ -79,7 +79,7 @@ def gather(tasks: list[Task[R]]) -> list[R]:
 def _widen_pipes(pool: ProcessPoolExecutor) -> None:
     """Give the pool's two pipes room for a whole block, where the platform allows it.
 
-    A pipe holds 64 KiB by default, and a worker's results for one block are about 0.7 MB. The
+    A pipe holds 64 KiB by default, and a worker's results for one block are about 0.9 MB. The
     worker then waits in its write while this process reads them 64 KiB at a time, and before
     each read the reading thread must win the GIL back from the thread that is computing: the
     worker sat idle about a fifth of a large render. With room for the whole block, it writes and

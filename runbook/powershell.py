@@ -200,6 +200,8 @@ class RecordLayout:
             raise PowerShellValueError("a record layout needs at least one key")
         for key in keys:
             _quote(key)
+        if len({key.casefold() for key in keys}) != len(keys):
+            raise PowerShellValueError("a hashtable literal cannot repeat a key (PowerShell ignores case in keys)")
         self.keys = tuple(keys)
         self._layouts: dict[tuple[type, ...], _Pieces | None] = {}
 
@@ -247,7 +249,7 @@ class RecordLayout:
         nuls = 0
         slots: dict[type, list[int]] = {int: [], type(None): [], list: []}
         text = "[ordered]@{"
-        supported = True
+        layout: _Pieces | None = None
         for i, (key, kind) in enumerate(zip(self.keys, kinds)):
             text += ("; " if i else "") + "\x00" + key + "\x00 = "
             nuls += 2
@@ -256,21 +258,21 @@ class RecordLayout:
                 text = "\x00"
                 nuls += 2
                 continue
-            if kind is tuple:
-                kind = list
-            supported = supported and kind in slots
-            slots.setdefault(kind, []).append(i)
+            slot = slots.get(list if kind is tuple else kind)
+            if slot is None:
+                break
+            slot.append(i)
             parts += [text, ""]
             text = ""
-        parts.append(text + "}")
-        layout = _Pieces(parts, nuls, tuple(slots[int]), tuple(slots[type(None)]), tuple(slots[list])) \
-            if supported else None
+        else:
+            parts.append(text + "}")
+            layout = _Pieces(parts, nuls, tuple(slots[int]), tuple(slots[type(None)]), tuple(slots[list]))
         if len(self._layouts) < self._MAX_LAYOUTS:
             self._layouts[kinds] = layout
         return layout
 
 
-_JUST_STR = {str}
+_JUST_STR = frozenset({str})
 
 
 class _Pieces(NamedTuple):
