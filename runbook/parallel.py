@@ -147,12 +147,14 @@ class Workers:
         return Task(self._pool.submit(func, *args) if self._pool is not None else None, func, args)
 
     def ordered_map(self, func: Callable[[C, T], R], context: C, blocks: Iterable[T], *,
-                    in_flight: int = 6) -> Iterator[R]:
+                    in_flight: int = 3) -> Iterator[R]:
         """Yield ``func(context, block)`` for each block, in order.
 
         Each worker keeps up to ``in_flight`` blocks queued; a block that finds them all queued
         is worked on here instead, so this process is never idle while there is work. Once the
-        input is read, this process takes the queued blocks no worker has started yet.
+        input is read, this process takes the queued blocks no worker has started yet. Three
+        blocks (about 75 ms of work) keep a worker busy; every block more held back costs this
+        process about 2 MB of finished results waiting their turn, and measured no faster.
         """
         if self._pool is None:
             for block in blocks:

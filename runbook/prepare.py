@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .batches import BatchPlanner, PlannedBatch
-from .checks import DroppedDomains, DuplicateCheck, DuplicateKeys, duplicate_keys, row_findings
+from .checks import DroppedDomains, DuplicateCheck, DuplicateKeys, DuplicateScreen, duplicate_keys, row_findings
 from .config import LoadedConfig
 from .errors import InputError, Problem
 from .exports import Block, is_plain, open_export, rows_of, to_mailbox
@@ -153,8 +153,24 @@ def prepare(
     if not isinstance(workers, Workers):
         with pool_for(export, workers) as pool:
             return prepare(loaded, export, export_display, on_chunk=on_chunk, progress=progress, workers=pool)
+    try:
+        return _read(loaded, export, export_display, on_chunk, progress, workers, DuplicateScreen())
+    except _Repeats:
+        # Some value occurs twice. Read the export again, comparing each row with those before
+        # it, to name both rows of every duplicate (together with every other problem). The
+        # first pass wrote whatever chunks it could; they stand if this pass finds nothing.
+        return _read(loaded, export, export_display, None, None, workers, DuplicateCheck(export_display))
+
+
+class _Repeats(Exception):
+    """The first pass's screen saw a repeated value: a second pass must name the rows."""
+
+
+def _read(loaded: LoadedConfig, export: Path, export_display: str, on_chunk: ChunkSink | None,
+          progress: Progress | None, workers: Workers, duplicates: DuplicateCheck | DuplicateScreen) -> Prepared:
+    """One pass over the export; raises :class:`_Repeats` if ``duplicates`` can only screen."""
     source = open_export(export, export_display)
-    state = _Pass(loaded, export_display, on_chunk)
+    state = _Pass(loaded, export_display, on_chunk, duplicates)
     context = state.context(source.columns)
     with paused_gc():
         for results in workers.ordered_map(convert_rows, context, source.blocks):
@@ -163,6 +179,8 @@ def prepare(
             for result in results:
                 state.handle(result)
         state.flush()
+    if isinstance(duplicates, DuplicateScreen) and duplicates.repeats():
+        raise _Repeats
     return state.finish()
 
 
@@ -210,12 +228,13 @@ def pool_for(export: Path, workers: int | None) -> Workers:
 class _Pass:
     """The state of one pass over the export: what must see every row, in export order."""
 
-    def __init__(self, loaded: LoadedConfig, display: str, on_chunk: ChunkSink | None) -> None:
+    def __init__(self, loaded: LoadedConfig, display: str, on_chunk: ChunkSink | None,
+                 duplicates: DuplicateCheck | DuplicateScreen) -> None:
         self.loaded = loaded
         self.display = display
         self.on_chunk = on_chunk
         self.planner = BatchPlanner(loaded)
-        self.duplicates = DuplicateCheck(display)
+        self.duplicates = duplicates
         self.dropped = DroppedDomains()
         self.chunk_size = loaded.config.mailboxes.chunk_size
         self.result = Prepared(display)

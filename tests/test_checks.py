@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from runbook.checks import DuplicateCheck, duplicate_keys, row_findings
+import pytest
+
+from runbook.checks import DuplicateCheck, DuplicateScreen, duplicate_keys, row_findings
 from runbook.exports.model import RawRow, to_mailbox
 
 from .test_exports import mailbox_row
@@ -56,3 +58,27 @@ def test_duplicates_name_the_first_line() -> None:
         "e.csv:9: ArchiveGuid: a1 is the same as on line 2; each mailbox needs its own",
         "e.csv:9: EmailAddresses: target address ANNA@y.kr is the same as on line 2; each mailbox needs its own",
     ]
+
+
+@pytest.mark.parametrize("second", [
+    ("g1", None, "bob", "bob@x.kr", ["bob@y.kr"]),  # ExchangeGuid
+    ("g2", "a1", "bob", "bob@x.kr", ["bob@y.kr"]),  # ArchiveGuid
+    ("g2", None, "ANNA", "bob@x.kr", ["bob@y.kr"]),  # alias, ignoring case
+    ("g2", None, "bob", "ANNA@x.kr", ["bob@y.kr"]),  # primary address, ignoring case
+    ("g2", None, "bob", "bob@x.kr", ["bob@y.kr", "Anna@Y.kr"]),  # a target address, ignoring case
+])
+def test_the_screen_sees_every_repeat_the_check_reports(second: tuple) -> None:
+    first = duplicate_keys("g1", "a1", "anna", "anna@x.kr", ["anna@y.kr"])
+    check, screen = DuplicateCheck("e.csv"), DuplicateScreen()
+    for line, keys in ((2, first), (9, duplicate_keys(*second))):
+        screen.check(line, keys)
+        found = check.check(line, keys)
+    assert len(found) == 1
+    assert screen.repeats()
+
+
+def test_the_screen_passes_distinct_rows_and_missing_archives() -> None:
+    screen = DuplicateScreen()
+    for n in range(50):
+        assert screen.check(n + 2, duplicate_keys(f"g{n}", None, f"u{n}", f"u{n}@x.kr", [f"u{n}@y.kr", f"u{n}@z.kr"])) == []
+    assert not screen.repeats()

@@ -149,6 +149,7 @@ def test_the_per_row_work_runs_without_collections_and_restores_the_collector(tm
 
     from runbook.config import load_config
     from runbook.exports import open_export
+    from runbook.checks import DuplicateScreen
     from runbook.prepare import _Pass, convert_rows
 
     export = tmp_path / "big.csv"
@@ -156,7 +157,7 @@ def test_the_per_row_work_runs_without_collections_and_restores_the_collector(tm
     config = without_batches(tmp_path, export=export)
     loaded = load_config(config)
     source = open_export(export, "big.csv")
-    context = _Pass(loaded, "big.csv", None).context(source.columns)
+    context = _Pass(loaded, "big.csv", None, DuplicateScreen()).context(source.columns)
     block = next(source.blocks)
     collections: list[str] = []
 
@@ -237,3 +238,62 @@ def test_what_a_pause_of_the_collector_made_is_aged_not_frozen() -> None:
         gc.callbacks.remove(count)
         if not was_enabled:
             gc.disable()
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import runbook.prepare
+
+    reads: list[str] = []
+    real = runbook.prepare.open_export
+
+    def counting(path: Path, display: str):  # type: ignore[no-untyped-def]
+        reads.append(display)
+        return real(path, display)
+
+    monkeypatch.setattr(runbook.prepare, "open_export", counting)
+    return reads
+
+
+def test_an_export_without_duplicates_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    export = tmp_path / "big.csv"
+    generate(export, 1200)
+    reads = _count_reads(monkeypatch)
+    build.render(without_batches(tmp_path, export=export), tmp_path / "out", workers=1)
+    assert len(reads) == 1
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_duplicates_are_named_by_a_second_reading_and_nothing_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    export = tmp_path / "big.csv"
+    generate(export, 1200)
+    data = export.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    guid = data[5].split('","')[7]
+    data[1001] = data[1001].replace(data[1001].split('","')[7], guid, 1)  # line 1002 repeats line 6's ExchangeGuid
+    data[700] = data[700].replace("@wingtiptoys.kr", "@contoso.com", 1)  # and line 701 has another problem
+    export.write_text("".join(data), encoding="utf-8-sig")
+    reads = _count_reads(monkeypatch)
+    with pytest.raises(InputError) as info:
+        build.render(without_batches(tmp_path, export=export), tmp_path / "out", workers=workers)
+    assert len(reads) == 2
+    errors = [(p.line, p.field, p.message) for p in info.value.problems if p.severity == "error"]
+    assert (1002, "ExchangeGuid", f"{guid} is the same as on line 6; each mailbox needs its own") in errors
+    assert {line for line, _, _ in errors} == {701, 1002}
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.glob(".out*")) == []  # nor the staging folder beside it
+
+
+def test_a_screen_that_sees_a_repeat_the_check_does_not_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second reading writes nothing itself: the chunks the first one wrote must stand."""
+    from runbook.checks import DuplicateScreen
+
+    export = tmp_path / "big.csv"
+    generate(export, 1200)
+    config = without_batches(tmp_path, export=export, chunk_size=500)
+    build.render(config, tmp_path / "once", workers=1)
+    monkeypatch.setattr(DuplicateScreen, "repeats", lambda self: True)
+    reads = _count_reads(monkeypatch)
+    build.render(config, tmp_path / "twice", workers=1)
+    assert len(reads) == 2
+    assert tree_files(tmp_path / "once") == tree_files(tmp_path / "twice")
