@@ -156,10 +156,15 @@ def prepare(
     try:
         return _read(loaded, export, export_display, on_chunk, progress, workers, DuplicateScreen())
     except _Repeats:
-        # Some value occurs twice. Read the export again, comparing each row with those before
-        # it, to name both rows of every duplicate (together with every other problem). The
-        # first pass wrote whatever chunks it could; they stand if this pass finds nothing.
-        return _read(loaded, export, export_display, None, None, workers, DuplicateCheck(export_display))
+        pass
+    # Some value occurs twice. Read the export again, comparing each row with those before it,
+    # to name both rows of every duplicate, together with every other problem.
+    _read(loaded, export, export_display, None, None, workers, DuplicateCheck(export_display))
+    # The screen and the check compare the same keys of the same rows: the file was changed
+    # between the two readings, and the scripts written so far come from the first.
+    raise InputError([Problem(export_display, None, "file",
+                              "changed while it was being read (a value repeated in the first reading, "
+                              "not in the second); render again")])
 
 
 class _Repeats(Exception):

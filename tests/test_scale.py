@@ -283,17 +283,29 @@ def test_duplicates_are_named_by_a_second_reading_and_nothing_is_written(
     assert list(tmp_path.glob(".out*")) == []  # nor the staging folder beside it
 
 
-def test_a_screen_that_sees_a_repeat_the_check_does_not_changes_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The second reading writes nothing itself: the chunks the first one wrote must stand."""
-    from runbook.checks import DuplicateScreen
+def test_an_export_changed_between_the_two_readings_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen saw a repeat the check does not: the rows it read are not the rows now in the
+    file, and the chunks already written came from the first reading."""
+    import runbook.prepare
 
     export = tmp_path / "big.csv"
     generate(export, 1200)
-    config = without_batches(tmp_path, export=export, chunk_size=500)
-    build.render(config, tmp_path / "once", workers=1)
-    monkeypatch.setattr(DuplicateScreen, "repeats", lambda self: True)
-    reads = _count_reads(monkeypatch)
-    build.render(config, tmp_path / "twice", workers=1)
-    assert len(reads) == 2
-    assert tree_files(tmp_path / "once") == tree_files(tmp_path / "twice")
+    config = without_batches(tmp_path, export=export)
+    data = export.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    guid = data[5].split('","')[7]
+    changed = "".join(data[:1001] + [data[1001].replace(data[1001].split('","')[7], guid, 1)] + data[1002:])
+    real = runbook.prepare._read
+
+    def reading_then_fixing(*args: object) -> object:
+        try:
+            return real(*args)  # type: ignore[arg-type]
+        finally:
+            export.write_text("".join(data), encoding="utf-8-sig")  # the admin fixes the file meanwhile
+
+    export.write_text(changed, encoding="utf-8-sig")
+    monkeypatch.setattr(runbook.prepare, "_read", reading_then_fixing)
+    with pytest.raises(InputError) as info:
+        build.render(config, tmp_path / "out", workers=1)
+    assert [(p.line, p.field) for p in info.value.problems] == [(None, "file")]
+    assert "changed while it was being read" in info.value.problems[0].message
+    assert not (tmp_path / "out").exists()
