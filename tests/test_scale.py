@@ -309,3 +309,25 @@ def test_an_export_changed_between_the_two_readings_is_refused(tmp_path: Path, m
     assert [(p.line, p.field) for p in info.value.problems] == [(None, "file")]
     assert "changed while it was being read" in info.value.problems[0].message
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pool_of_spawned_workers_renders_the_same_runbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no fork: its workers start afresh, import runbook and make their own renderer."""
+    import multiprocessing
+
+    export = tmp_path / "big.csv"
+    generate(export, 2600)
+    config = without_batches(tmp_path, export=export, chunk_size=700, batch_size=1000)
+    build.render(config, tmp_path / "one", workers=0)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    started: list[str | None] = []
+    real_context = multiprocessing.get_context
+
+    def context(method: str | None = None):  # type: ignore[no-untyped-def]
+        started.append(method)
+        return real_context(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", context)
+    build.render(config, tmp_path / "two", workers=1)
+    assert started == ["spawn"]
+    assert tree_files(tmp_path / "one") == tree_files(tmp_path / "two")
