@@ -107,6 +107,7 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
     notice, notice_problems = load_notice(loaded)
     renderer = ScriptRenderer(loaded)
     plan = Plan(loaded.config)
+    stamp = _stamp(export)
     with paused_gc(), OutputTree(out_dir, plan.order()) as tree, renderer_for(tree.root, renderer), \
             pool_for(export, workers) as pool:
         def write_chunk(number: int, records: list[bytes]) -> None:
@@ -132,6 +133,11 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
         export_sha256 = pool.submit(file_sha256, export)
         _write_steps(tree, renderer, loaded, prepared, plan, notice, groups, pool)
         readme = _runbook_markdown(tree, loaded, prepared, plan, export.name, export_sha256.result())
+        if _stamp(export) != stamp:
+            # The scripts, the hash in RUNBOOK.md and a second reading (see prepare) must all
+            # come from the same file.
+            raise InputError([Problem(display, None, "file",
+                                      "changed while the runbook was being rendered; render again")])
         tree.add("RUNBOOK.md", readme, "runbook")
         files = tree.commit({
             "runbook_version": __version__,
@@ -142,6 +148,15 @@ def render(config: Path, out_dir: Path, *, mailboxes: Path | None = None, progre
             "app_secret": loaded.config.app.secret,
         })
     return Rendered(loaded, prepared, prepared.warnings, out_dir=tree.final, files=files)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Size and modification time: what changes when someone saves the file."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
 
 
 def scope_groups(loaded: LoadedConfig, prepared: Prepared) -> list[dict[str, object]]:

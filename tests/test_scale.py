@@ -331,3 +331,25 @@ def test_a_pool_of_spawned_workers_renders_the_same_runbook(tmp_path: Path, monk
     build.render(config, tmp_path / "two", workers=1)
     assert started == ["spawn"]
     assert tree_files(tmp_path / "one") == tree_files(tmp_path / "two")
+
+
+def test_an_export_saved_during_the_render_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RUNBOOK.md names the export by its hash: it must be the file the scripts came from."""
+    from runbook.render import file_sha256
+
+    export = tmp_path / "big.csv"
+    generate(export, 300)
+    config = without_batches(tmp_path, export=export)
+
+    def saved_meanwhile(path: Path) -> str:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("\r\n")
+        return file_sha256(path)
+
+    monkeypatch.setattr(build, "file_sha256", saved_meanwhile)
+    with pytest.raises(InputError) as info:
+        build.render(config, tmp_path / "out", workers=0)
+    assert [str(p) for p in info.value.problems] == [
+        f"{export}: file: changed while the runbook was being rendered; render again"]
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.glob(".out*")) == []
