@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import io
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -142,14 +145,32 @@ def test_numbered_scope_group_names_must_fit(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@contextlib.contextmanager
+def _collections_counted() -> Iterator[list[int]]:
+    """The collector on, and the generation of each collection it starts while inside."""
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    was_enabled = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(count)
+    try:
+        yield collections
+    finally:
+        gc.callbacks.remove(count)
+        if not was_enabled:
+            gc.disable()
+
+
 def test_the_per_row_work_runs_without_collections_and_restores_the_collector(tmp_path: Path) -> None:
     """A worker runs with the collector on (the tail renders templates); the rows of a block
     create no reference cycles, so collecting while converting them would be time lost."""
-    import gc
-
+    from runbook.checks import DuplicateScreen
     from runbook.config import load_config
     from runbook.exports import open_export
-    from runbook.checks import DuplicateScreen
     from runbook.prepare import _Pass, convert_rows
 
     export = tmp_path / "big.csv"
@@ -159,22 +180,9 @@ def test_the_per_row_work_runs_without_collections_and_restores_the_collector(tm
     source = open_export(export, "big.csv")
     context = _Pass(loaded, "big.csv", None, DuplicateScreen()).context(source.columns)
     block = next(source.blocks)
-    collections: list[str] = []
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(phase)
-
-    was_enabled = gc.isenabled()
-    gc.enable()
-    gc.callbacks.append(count)
-    try:
+    with _collections_counted() as collections:
         results = convert_rows(context, block)
         assert gc.isenabled()
-    finally:
-        gc.callbacks.remove(count)
-        if not was_enabled:
-            gc.disable()
     assert len(results) > 500
     # At most the one collection the allocations made while paused are owed when the collector
     # resumes; converting the block with the collector on costs about a dozen.
@@ -204,7 +212,6 @@ def test_a_long_run_shows_progress_on_a_terminal_only(tmp_path: Path, monkeypatc
 def test_what_a_pause_of_the_collector_made_is_aged_not_frozen() -> None:
     """After a render the collector owes no collection of the million containers it made (one
     would start at the next allocation); they stay collectable, in the oldest generation."""
-    import gc
     import weakref
 
     from runbook.prepare import paused_gc
@@ -212,16 +219,7 @@ def test_what_a_pause_of_the_collector_made_is_aged_not_frozen() -> None:
     class Node:
         me: object
 
-    collections: list[int] = []
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(info["generation"])
-
-    was_enabled = gc.isenabled()
-    gc.enable()
-    gc.callbacks.append(count)
-    try:
+    with _collections_counted() as collections:
         with paused_gc():
             made = [[i] for i in range(50_000)]
             node = Node()
@@ -234,10 +232,6 @@ def test_what_a_pause_of_the_collector_made_is_aged_not_frozen() -> None:
         gc.collect()
         assert ref() is None
         assert len(made) == 50_000 and len(after) == 100
-    finally:
-        gc.callbacks.remove(count)
-        if not was_enabled:
-            gc.disable()
 
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
