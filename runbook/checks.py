@@ -95,12 +95,11 @@ class DuplicateScreen:
             archive.append(keys[1])
         alias.append(keys[3])
         primary.append(keys[5])
-        targets.extend(keys[7])
+        targets.extend(set(keys[7]))  # one row may name an address twice: the check allows it
         return []
 
     def repeats(self) -> bool:
-        """True if any value :class:`DuplicateCheck` compares occurs twice (or one row holds a
-        target address twice, which it would not report: then the check finds nothing)."""
+        """True exactly when :class:`DuplicateCheck`, given the same rows, would report something."""
         return any(len(set(values)) != len(values) for values in self._lists)
 
 
