@@ -153,13 +153,14 @@ def prepare(
     if not isinstance(workers, Workers):
         with pool_for(export, workers) as pool:
             return prepare(loaded, export, export_display, on_chunk=on_chunk, progress=progress, workers=pool)
-    try:
-        return _read(loaded, export, export_display, on_chunk, progress, workers, DuplicateScreen())
-    except _Repeats:
-        pass
+    screen = DuplicateScreen()
+    first = _read(loaded, export, export_display, on_chunk, progress, workers, screen)
+    if not screen.repeats():
+        return first.finish()
+    del first, screen  # the second reading needs the memory
     # Some value occurs twice. Read the export again, comparing each row with those before it,
     # to name both rows of every duplicate, together with every other problem.
-    _read(loaded, export, export_display, None, None, workers, DuplicateCheck(export_display))
+    _read(loaded, export, export_display, None, None, workers, DuplicateCheck(export_display)).finish()
     # The screen and the check compare the same keys of the same rows: the file was changed
     # between the two readings, and the scripts written so far come from the first.
     raise InputError([Problem(export_display, None, "file",
@@ -167,13 +168,9 @@ def prepare(
                               "not in the second); render again")])
 
 
-class _Repeats(Exception):
-    """The first pass's screen saw a repeated value: a second pass must name the rows."""
-
-
 def _read(loaded: LoadedConfig, export: Path, export_display: str, on_chunk: ChunkSink | None,
-          progress: Progress | None, workers: Workers, duplicates: DuplicateCheck | DuplicateScreen) -> Prepared:
-    """One pass over the export; raises :class:`_Repeats` if ``duplicates`` can only screen."""
+          progress: Progress | None, workers: Workers, duplicates: DuplicateCheck | DuplicateScreen) -> _Pass:
+    """One pass over the export, every row handled; :meth:`_Pass.finish` gives its outcome."""
     source = open_export(export, export_display)
     state = _Pass(loaded, export_display, on_chunk, duplicates)
     context = state.context(source.columns)
@@ -184,9 +181,7 @@ def _read(loaded: LoadedConfig, export: Path, export_display: str, on_chunk: Chu
             for result in results:
                 state.handle(result)
         state.flush()
-    if isinstance(duplicates, DuplicateScreen) and duplicates.repeats():
-        raise _Repeats
-    return state.finish()
+    return state
 
 
 @contextlib.contextmanager
