@@ -300,7 +300,7 @@ def _manifest_steps(loaded: LoadedConfig, plan: Plan) -> list[dict[str, object]]
     cfg = loaded.config
     steps: list[dict[str, object]] = []
     for order, step in enumerate(plan, 1):
-        tenant = cfg.source if step.side == "source" else cfg.target
+        tenant = cfg.tenant(step.side)
         entry: dict[str, object] = {"order": order, "id": step.id, "side": step.side, "title": step.title,
                                     "module": step.module, "tenant_id": str(tenant.tenant_id),
                                     "initial_domain": tenant.initial_domain}
@@ -319,7 +319,7 @@ def _runbook_markdown(tree: OutputTree, loaded: LoadedConfig, prepared: Prepared
         by_step.setdefault((entry.step, entry.kind), []).append(entry)
     steps = []
     for number, step in enumerate(plan, 1):
-        tenant = cfg.source if step.side == "source" else cfg.target
+        tenant = cfg.tenant(step.side)
         steps.append({"number": number, "step": step, "files": by_step.get((step.id, "script"), []),
                       "csvs": by_step.get((step.id, "batch-csv"), []), "tenant": tenant})
     by_batch = [

@@ -340,6 +340,10 @@ class Config(_Model):
     def batch_prefix(self) -> str:
         return self.mailboxes.batch_prefix or self.endpoint.name
 
+    def tenant(self, side: str) -> Tenant:
+        """The tenant of one side of the move (``"source"`` or ``"target"``)."""
+        return self.source if side == "source" else self.target
+
     def consent_url(self) -> str:
         """The admin-consent URL the source tenant's admin opens (DESIGN §4 step 2)."""
         return (

@@ -243,7 +243,7 @@ class ScriptRenderer:
         self._chunk_parts: dict[tuple[str, str], tuple[dict[str, Any], list[bytes] | None]] = {}
 
     def tenant(self, step: Step) -> Tenant:
-        return self.config.source if step.side == "source" else self.config.target
+        return self.config.tenant(step.side)
 
     def meta(self, step: Step) -> dict[str, object]:
         tenant = self.tenant(step)
@@ -267,7 +267,6 @@ class ScriptRenderer:
         template = self.env.get_template(f"ps1/{name}")
         text = template.render(meta=self.meta(step), **context)
         return BOM + text.encode("utf-8")
-
 
     def render_chunk(self, step: Step, number: int, block: bytes, *, result_stem: str, **context: Any) -> bytes:
         """One chunk's script: ``block`` (its records, already quoted and UTF-8) as ``records``,
