@@ -5,7 +5,6 @@ The runner never renders; it only runs files whose sha256 still matches ``manife
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, Problem, RefusedError
-from ..render import MANIFEST, MANIFEST_FORMAT
+from ..render import MANIFEST, MANIFEST_FORMAT, file_sha256
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ class Runbook:
             if unit.path is None:
                 continue
             try:
-                digest = hashlib.sha256((self.folder / unit.path).read_bytes()).hexdigest()
+                digest = file_sha256(self.folder / unit.path)
             except OSError:
                 changed.append(f"{unit.path} (missing)")
                 continue
