@@ -271,7 +271,7 @@ def run_command(directory: Path, steps: tuple[str, ...], side: str | None, yes: 
 
     def show(unit, event) -> None:  # type: ignore[no-untyped-def]
         if event.kind == "progress":
-            if sys.stderr.isatty():  # a live progress line, overwritten in place
+            if _stderr_is_terminal():  # a live progress line, overwritten in place
                 click.echo(f"\r  {event.text[:100]:<100}", nl=False, err=True)
             return
         line = event.text if event.kind == "output" else f"{event.kind.upper()}: {event.text}"

@@ -352,7 +352,6 @@ class Config(_Model):
         )
 
 
-
 @dataclass(frozen=True)
 class LoadedConfig:
     """A valid config and where it came from, for resolving paths and locating keys."""
